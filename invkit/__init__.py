@@ -1,0 +1,133 @@
+"""invkit: zero-shot imaging inverse problems with pretrained diffusion models.
+
+Every solver (SSD, SSD+, DDNM, DDNM+, DDRM, DPS, SDEdit) is a :class:`Recipe` composed of an
+:class:`Inverter`, a :class:`Guidance` and a few numbers; every degradation and model is a
+plugin found by name::
+
+    import torch, invkit
+    from invkit import Recipe, DA, BackProj
+
+    op = invkit.operator("sr_bicubic", scale=4)
+    model = invkit.backbone("fashion32")
+    x_hat = Recipe(inverter=DA(eta=0.6), guidance=BackProj()).run(model, op.A(x), op)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import (
+    CapabilityError,
+    CheckpointError,
+    ConfigError,
+    InvalidDTypeError,
+    InvalidInputError,
+    InvkitError,
+    MissingFileError,
+    PluginError,
+    UnknownNameError,
+)
+from .hookspecs import hookimpl
+from .noise import JPEG, Gaussian, Measurement, NoNoise, Noise, UniformGaussian
+from .operator import Composed, Operator, SVDView, compose
+from .plugins import backbones_registry, operators_registry, recipes_registry
+from .schedule import NoiseSchedule, timesteps
+
+__version__ = "0.1.0"
+
+# Engine names resolved on first use (PEP 562): `import invkit` stays light.
+_LAZY = {
+    "Backbone": "backbone",
+    "NetBackbone": "backbone",
+    "Inverter": "inverters",
+    "DDIM": "inverters",
+    "DDPM": "inverters",
+    "DA": "inverters",
+    "Guidance": "guidance",
+    "NoGuidance": "guidance",
+    "BackProj": "guidance",
+    "StagedBackProj": "guidance",
+    "DDNMPlus": "guidance",
+    "DPS": "guidance",
+    "DDRM": "guidance",
+    "Recipe": "recipe",
+    "RunResult": "recipe",
+    "StepInfo": "recipe",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'invkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def operator(name: str, **params: Any) -> Operator:
+    """Build the registered operator ``name`` with ``params`` (e.g. ``operator("sr_bicubic", scale=4)``)."""
+    return operators_registry.build(name, **params)
+
+
+def operators() -> dict[str, tuple[str, str]]:
+    """Registered operators: name → (one-line description, providing plugin)."""
+    return {n: (s.description, s.plugin) for n, s in operators_registry.specs().items()}
+
+
+def backbone(name: str, **params: Any):
+    """Build the registered backbone ``name`` (``checkpoint=``, ``device=``, ``dtype=``, flags...)."""
+    return backbones_registry.build(name, **params)
+
+
+def backbones() -> dict[str, tuple[str, str]]:
+    """Registered backbones: name → (one-line description, providing plugin)."""
+    return {n: (s.description, s.plugin) for n, s in backbones_registry.specs().items()}
+
+
+def recipe(name: str, task: str | None = None, **overrides: Any):
+    """The preset recipe ``name`` for ``task`` with keyword overrides of any Recipe field."""
+    return recipes_registry.build(name, task=task, **overrides)
+
+
+def recipes() -> dict[str, tuple[str, str]]:
+    """Registered recipe presets: name → (one-line description, providing plugin)."""
+    return {n: (s.description, s.plugin) for n, s in recipes_registry.specs().items()}
+
+
+__all__ = [
+    "CapabilityError",
+    "CheckpointError",
+    "Composed",
+    "ConfigError",
+    "Gaussian",
+    "InvalidDTypeError",
+    "InvalidInputError",
+    "InvkitError",
+    "JPEG",
+    "Measurement",
+    "MissingFileError",
+    "NoNoise",
+    "Noise",
+    "NoiseSchedule",
+    "Operator",
+    "PluginError",
+    "SVDView",
+    "UniformGaussian",
+    "UnknownNameError",
+    "backbone",
+    "backbones",
+    "compose",
+    "hookimpl",
+    "operator",
+    "operators",
+    "recipe",
+    "recipes",
+    "timesteps",
+    *_LAZY,
+]

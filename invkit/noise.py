@@ -1,0 +1,128 @@
+r"""Measurement noise, kept separate from the operator: ``y = noise(A x)``.
+
+Units: images live in [-1, 1] inside invkit, so a Gaussian of standard deviation σ in [0, 1]
+pixel units is ``Gaussian(2σ)`` here. DDRM and DDNM double their CLI ``sigma_y`` for the same
+reason; :meth:`Gaussian.from_unit_range` does the conversion for you.
+"""
+
+from __future__ import annotations
+
+import io
+
+import attrs
+import numpy as np
+import torch
+
+from . import rng
+from .errors import InvalidInputError
+from .operator import Operator, check_tensor
+
+__all__ = ["Noise", "NoNoise", "Gaussian", "UniformGaussian", "JPEG", "Measurement"]
+
+
+def _nonneg(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
+    if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
+        raise InvalidInputError(f"{type(instance).__name__}.{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+class Noise:
+    """Corrupts a clean measurement ``A x``; call it as ``noise(y, generator=g)``."""
+
+    #: standard deviation in [-1, 1] units when known and the same for every sample, else None
+    sigma: float | None = 0.0
+
+    def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@attrs.frozen
+class NoNoise(Noise):
+    """No noise: ``y = A x`` exactly."""
+
+    sigma: float = 0.0
+
+    def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        return y
+
+
+@attrs.frozen
+class Gaussian(Noise):
+    r"""Additive white Gaussian noise ``y + σ n``, ``n ~ N(0, I)``, σ in **[-1, 1] units**."""
+
+    sigma: float = attrs.field(validator=_nonneg)
+
+    @classmethod
+    def from_unit_range(cls, sigma01: float) -> "Gaussian":
+        """σ given in [0, 1] pixel units (as DDRM/DDNM's ``--sigma_y``): ``Gaussian(2·σ)``."""
+        return cls(2.0 * float(sigma01))
+
+    def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.sigma == 0:
+            return y
+        g = rng.resolve(generator, y.device)
+        return y + self.sigma * rng.randn_like(y, g)
+
+
+@attrs.frozen
+class UniformGaussian(Noise):
+    r"""Gaussian noise whose σ is drawn per sample from U[0, σ_max] ([-1, 1] units).
+
+    This is SSD+'s protocol (``--deg_noise gaussian``: σ ~ U[0, 0.2] in [-1, 1] units).
+    """
+
+    sigma_max: float = attrs.field(default=0.2, validator=_nonneg)
+    sigma = None  # per-sample, unknown to a solver
+
+    def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        g = rng.resolve(generator, y.device)
+        s = torch.rand((y.shape[0],), generator=g, dtype=y.dtype, device=y.device) * self.sigma_max
+        return y + s.reshape((-1,) + (1,) * (y.ndim - 1)) * rng.randn_like(y, g)
+
+
+@attrs.frozen
+class JPEG(Noise):
+    """JPEG compression at ``quality`` (Pillow, baseline 4:2:0), as SSD+'s JPEG experiments (q = 60).
+
+    ``y`` must be image-shaped ``(B, C, H, W)`` in [-1, 1]; it is quantised to uint8, encoded and
+    decoded per sample (RGB for C = 3, each channel as greyscale otherwise) and mapped back. It
+    draws no randomness (the generator is accepted for a uniform interface).
+    """
+
+    quality: int = attrs.field(default=60)
+
+    @quality.validator
+    def _check_quality(self, attribute, value):  # noqa: ANN001
+        if not (isinstance(value, int) and 1 <= value <= 100):
+            raise InvalidInputError(f"JPEG quality must be an integer in 1..100, got {value!r}")
+
+    sigma = None
+
+    def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        from PIL import Image
+
+        check_tensor(y, "y", ndim=4)
+        u8 = ((y.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+        out = np.empty(u8.shape, dtype=np.uint8)
+        for b in range(u8.shape[0]):
+            planes = [u8[b].transpose(1, 2, 0)] if u8.shape[1] == 3 else [u8[b, c] for c in range(u8.shape[1])]
+            decoded = []
+            for plane in planes:
+                buf = io.BytesIO()
+                Image.fromarray(plane, mode="RGB" if plane.ndim == 3 else "L").save(buf, format="JPEG", quality=self.quality)
+                buf.seek(0)
+                decoded.append(np.asarray(Image.open(buf).convert("RGB" if plane.ndim == 3 else "L")))
+            out[b] = decoded[0].transpose(2, 0, 1) if u8.shape[1] == 3 else np.stack(decoded)
+        return torch.from_numpy(out).to(device=y.device, dtype=y.dtype) / 127.5 - 1
+
+
+@attrs.frozen
+class Measurement:
+    """An operator and the noise that corrupts its output: ``sample(x) = noise(A x)``."""
+
+    op: Operator
+    noise: Noise = attrs.field(factory=NoNoise)
+
+    def sample(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        check_tensor(x, "x", min_ndim=2)
+        with torch.no_grad():
+            return self.noise(self.op.A(x), generator=generator)

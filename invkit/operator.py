@@ -1,0 +1,346 @@
+r"""Linear degradation operators: ``A``, ``pinv`` (A⁺), ``project``, ``AT`` and an SVD view.
+
+An :class:`Operator` is a linear map :math:`A` from images ``x`` of shape ``(B, *in_shape)`` to
+measurements ``y`` of shape ``(B, *out_shape)``. Back projection, the consistency step of SSD and
+DDNM (Wang et al. 2023, "range–null-space decomposition"), is
+
+.. math::  \operatorname{project}(x, y) = x - A^+(A x - y) = A^+ y + (I - A^+ A) x.
+
+A subclass implements as much as it knows in closed form:
+
+- only ``A``: the adjoint ``AT`` comes from autograd (:func:`torch.func.vjp`) and ``pinv`` from
+  conjugate gradients on the normal equations (see :meth:`Operator.pinv` for the tolerance);
+- ``svd()``: an :class:`SVDView` ``A = U diag(s) Vᵀ``; then ``A``, ``AT`` and ``pinv`` all follow
+  exactly, and the spectral recipes (DDRM, DDNM+) can run;
+- any method it overrides with a faster closed form (average pooling's A⁺ is nearest replication).
+
+Operators are :class:`torch.nn.Module`\ s: their parameters are buffers, so ``.to(device)`` and
+``.double()`` move them, and they never change after construction (a random mask is drawn once,
+from the caller's generator, when the operator is built).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from typing import Callable, Iterator, Sequence
+
+import attrs
+import torch
+from torch import nn
+
+from .errors import ConfigError, InvalidDTypeError, InvalidInputError
+
+__all__ = [
+    "Operator",
+    "SVDView",
+    "Composed",
+    "compose",
+    "checks_enabled",
+    "no_checks",
+    "check_tensor",
+    "batch_dot",
+]
+
+_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("invkit_checks", default=True)
+
+
+def checks_enabled() -> bool:
+    """Whether value checks that need a device sync (NaN/Inf) are on in this context."""
+    return _CHECKS.get()
+
+
+@contextlib.contextmanager
+def no_checks() -> Iterator[None]:
+    """Turn off the NaN/Inf checks inside a hot loop whose inputs were validated once.
+
+    Recipes validate ``y`` when a run starts and then call operators hundreds of times; the
+    finiteness check would force a GPU sync on every call.
+    """
+    token = _CHECKS.set(False)
+    try:
+        yield
+    finally:
+        _CHECKS.reset(token)
+
+
+def check_tensor(
+    t: object,
+    name: str,
+    *,
+    ndim: int | None = None,
+    min_ndim: int | None = None,
+    channels: int | None = None,
+) -> torch.Tensor:
+    """Validate a tensor argument and return it.
+
+    Raises :class:`InvalidDTypeError` for non-tensors and integer/bool tensors, and
+    :class:`InvalidInputError` for a wrong rank, a wrong channel count (dim 1) or NaN/Inf values
+    (the last only while :func:`checks_enabled`).
+    """
+    if not isinstance(t, torch.Tensor):
+        raise InvalidDTypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if not (t.is_floating_point() or t.is_complex()):
+        raise InvalidDTypeError(
+            f"{name} has dtype {t.dtype}; invkit works on floating-point tensors in [-1, 1]. "
+            f"Convert with x.float() / 127.5 - 1 for uint8 images."
+        )
+    if ndim is not None and t.ndim != ndim:
+        raise InvalidInputError(
+            f"{name} must have {ndim} dimensions (batch first, e.g. (B, C, H, W)); got shape {tuple(t.shape)}"
+        )
+    if min_ndim is not None and t.ndim < min_ndim:
+        raise InvalidInputError(
+            f"{name} must have at least {min_ndim} dimensions (batch first); got shape {tuple(t.shape)}"
+        )
+    if channels is not None and (t.ndim < 2 or t.shape[1] != channels):
+        raise InvalidInputError(
+            f"{name} must have {channels} channel(s) in dim 1; got shape {tuple(t.shape)}"
+        )
+    if _CHECKS.get() and not bool(torch.isfinite(t).all()):
+        raise InvalidInputError(f"{name} contains NaN or Inf values")
+    return t
+
+
+def batch_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample inner product ⟨a_i, b_i⟩ over all non-batch dims, shape ``(B,)``."""
+    return (a * b).reshape(a.shape[0], -1).sum(dim=1)
+
+
+def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.reshape(v.shape + (1,) * (like.ndim - v.ndim))
+
+
+@attrs.frozen
+class SVDView:
+    r"""A singular value decomposition ``A = U diag(s) Vᵀ`` given as callables.
+
+    Spectral vectors have the same shape as the input ``x`` (``(B, *in_shape)``), so separable
+    operators keep a Kronecker layout and never build a (HW)×(HW) matrix.
+
+    - ``Vt(x)``: spectral coefficients of ``x`` (an orthogonal change of basis), ``V`` its inverse.
+    - ``s``: the singular values, broadcastable to the spectral shape (a leading batch dim allowed
+      for per-sample operators). Zeros mark the null space of ``A``.
+    - ``Ut(y)``: the coefficients of ``y`` on the left singular vectors, placed at the spectral
+      positions of their singular values (zero where ``s == 0``); ``U`` maps such a spectral
+      vector back to measurement space, reading only positions with ``s > 0``.
+
+    Then ``A x = U(s ⊙ Vt x)``, ``Aᵀ y = V(s ⊙ Ut y)`` and ``A⁺ y = V(s⁺ ⊙ Ut y)`` with
+    ``s⁺ = 1/s`` where ``s > 0`` and 0 elsewhere.
+    """
+
+    V: Callable[[torch.Tensor], torch.Tensor]
+    Vt: Callable[[torch.Tensor], torch.Tensor]
+    U: Callable[[torch.Tensor], torch.Tensor]
+    Ut: Callable[[torch.Tensor], torch.Tensor]
+    s: torch.Tensor
+
+    def s_like(self, z: torch.Tensor) -> torch.Tensor:
+        """``s`` in ``z``'s dtype, broadcastable against ``z``."""
+        s = self.s.to(dtype=z.real.dtype if z.is_complex() else z.dtype)
+        return s if s.ndim == z.ndim else s.reshape((1,) * (z.ndim - s.ndim) + tuple(s.shape))
+
+    def s_pinv(self, z: torch.Tensor) -> torch.Tensor:
+        s = self.s_like(z)
+        return torch.where(s > 0, 1.0 / torch.where(s > 0, s, torch.ones_like(s)), torch.zeros_like(s))
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return self.U(self.s_like(x) * self.Vt(x))
+
+    def AT(self, y: torch.Tensor) -> torch.Tensor:
+        c = self.Ut(y)
+        return self.V(self.s_like(c) * c)
+
+    def pinv(self, y: torch.Tensor) -> torch.Tensor:
+        c = self.Ut(y)
+        return self.V(self.s_pinv(c) * c)
+
+
+class Operator(nn.Module):
+    r"""A linear operator ``A``; subclass it and define ``A`` (and whatever else you know).
+
+    Attributes a subclass may set:
+
+    - ``in_shape``: the per-sample input shape, when ``A`` changes the shape and the generic
+      adjoint/pinv must know it (default ``None``: inferred as the shape of ``y``, i.e. ``A`` is
+      assumed shape-preserving, and checked).
+    - ``cg_rtol`` / ``cg_maxiter``: tolerance of the conjugate-gradient pseudo-inverse used when
+      the operator has neither an SVD view nor its own ``pinv``.
+    """
+
+    in_shape: tuple[int, ...] | None = None
+    cg_rtol: float | None = None  # None: 1e-12 in float64, 1e-6 in float32/16
+    cg_maxiter: int = 2000
+
+    # -- the maths ---------------------------------------------------------------------------
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward map ``y = A x``."""
+        view = self.svd()
+        if view is None:
+            raise NotImplementedError(f"{type(self).__name__} must define A(x) or svd()")
+        return view.A(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.A(x)
+
+    def svd(self) -> SVDView | None:
+        """An exact SVD of ``A`` (needed by DDRM and spectral DDNM+), or ``None``."""
+        return None
+
+    @property
+    def has_svd(self) -> bool:
+        return self.svd() is not None
+
+    @property
+    def exact_pinv(self) -> bool:
+        """True when ``pinv`` is a closed form (SVD or overridden), False for the CG fallback."""
+        return self.has_svd or type(self).pinv is not Operator.pinv
+
+    def AT(self, y: torch.Tensor) -> torch.Tensor:
+        """The adjoint ``Aᵀ y``: from the SVD view if there is one, else by autograd (VJP)."""
+        view = self.svd()
+        if view is not None:
+            return view.AT(y)
+        shape = self.input_shape(tuple(y.shape))
+        x0 = torch.zeros(shape, dtype=y.dtype, device=y.device)
+        with torch.inference_mode(False), torch.enable_grad():
+            out, vjp = torch.func.vjp(self.A, x0)
+            if out.shape != y.shape:
+                raise InvalidInputError(
+                    f"{type(self).__name__}: A maps inputs of shape {tuple(shape)} to {tuple(out.shape)}, "
+                    f"not to y's shape {tuple(y.shape)}; set in_shape=(C, H, W) on the operator or "
+                    f"override input_shape() so the generic adjoint knows the input shape"
+                )
+            (g,) = vjp(y.clone())
+        return g
+
+    def input_shape(self, y_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The full input shape that maps onto a measurement of shape ``y_shape``."""
+        if self.in_shape is not None:
+            return (y_shape[0],) + tuple(self.in_shape)
+        return tuple(y_shape)
+
+    def pinv(self, y: torch.Tensor) -> torch.Tensor:
+        r"""The Moore–Penrose pseudo-inverse ``A⁺ y``.
+
+        From the SVD view when there is one (exact). Otherwise conjugate gradients on the normal
+        equations ``AᵀA x = Aᵀ y`` started at 0: the iterates stay in range(Aᵀ), so the limit is
+        the minimum-norm least-squares solution, which is ``A⁺ y``. It stops when
+        ``‖AᵀA x − Aᵀy‖ ≤ rtol·‖Aᵀy‖`` per sample (``rtol`` = ``cg_rtol``, default 1e-12 in
+        float64 and 1e-6 otherwise) or after ``cg_maxiter`` iterations. Penrose identities then
+        hold to about ``rtol·κ(A)²`` relative.
+        """
+        view = self.svd()
+        if view is not None:
+            return view.pinv(y)
+        return self._cg_pinv(y)
+
+    def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        r"""Back projection ``x − A⁺(A x − y)``: the point of ``{A x = y}`` (if consistent) nearest to ``x``
+        along the null space."""
+        return x - self.pinv(self.A(x) - y)
+
+    # -- the generic fallbacks -----------------------------------------------------------------
+    def _cg_pinv(self, y: torch.Tensor) -> torch.Tensor:
+        b = self.AT(y)
+        rtol = self.cg_rtol
+        if rtol is None:
+            rtol = 1e-12 if b.dtype == torch.float64 else 1e-6
+        x = torch.zeros_like(b)
+        r = b.clone()
+        p = r.clone()
+        rs = batch_dot(r, r)
+        stop = (rtol**2) * rs
+        tiny = torch.finfo(b.dtype).tiny
+        for _ in range(self.cg_maxiter):
+            if bool((rs <= stop).all()):
+                break
+            Ap = self.AT(self.A(p))
+            pAp = batch_dot(p, Ap)
+            alpha = torch.where(pAp > tiny, rs / pAp.clamp_min(tiny), torch.zeros_like(rs))
+            alpha = torch.where(rs <= stop, torch.zeros_like(alpha), alpha)  # converged samples stay put
+            x = x + _bcast(alpha, x) * p
+            r = r - _bcast(alpha, r) * Ap
+            rs_new = batch_dot(r, r)
+            beta = torch.where(rs > tiny, rs_new / rs.clamp_min(tiny), torch.zeros_like(rs))
+            p = r + _bcast(beta, p) * p
+            rs = rs_new
+        return x
+
+    # -- conveniences ----------------------------------------------------------------------------
+    def __matmul__(self, other: "Operator") -> "Composed":
+        """``B @ A`` is the composition ``x ↦ B(A(x))``."""
+        if not isinstance(other, Operator):
+            return NotImplemented
+        return compose(other, self)
+
+    def check_pinv(
+        self,
+        x_shape: Sequence[int],
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> float:
+        """Relative error of ``A A⁺ A u = A u`` on a random ``u`` of shape ``x_shape``.
+
+        Use it to check that a composition (or a new operator) has a valid pseudo-inverse.
+        """
+        u = torch.randn(tuple(x_shape), generator=generator, dtype=dtype, device=device)
+        Au = self.A(u)
+        err = (self.A(self.pinv(Au)) - Au).norm() / Au.norm().clamp_min(torch.finfo(dtype).tiny)
+        return float(err)
+
+
+class Composed(Operator):
+    r"""The composition ``A = A_n ∘ … ∘ A_1`` of operators applied left to right.
+
+    ``pinv`` is ``A_1⁺ ∘ … ∘ A_n⁺``. That equals the true ``(A_n ⋯ A_1)⁺`` only under a range
+    condition (Greville: ``(BC)⁺ = C⁺B⁺`` iff ``B⁺B CCᵀ Bᵀ = CCᵀ Bᵀ`` and ``CC⁺ BᵀB C = BᵀB C``),
+    which holds e.g. when each inner factor has full row rank with ``CCᵀ ∝ I`` (colorization,
+    average pooling, masks). It is **not** checked symbolically: call :meth:`check_pinv` on a
+    sample shape (the property tests do) before trusting it; ``exact=False`` makes ``pinv`` use
+    conjugate gradients on the whole composition instead.
+    """
+
+    def __init__(self, *ops: Operator, exact: bool = True):
+        super().__init__()
+        if not ops:
+            raise ConfigError("compose() needs at least one operator")
+        for op in ops:
+            if not isinstance(op, Operator):
+                raise ConfigError(f"compose() takes Operators, got {type(op).__name__}")
+        self.ops = nn.ModuleList(ops)
+        self.exact = exact
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self.ops:
+            x = op.A(x)
+        return x
+
+    def AT(self, y: torch.Tensor) -> torch.Tensor:
+        for op in reversed(self.ops):
+            y = op.AT(y)
+        return y
+
+    def pinv(self, y: torch.Tensor) -> torch.Tensor:
+        if not self.exact:
+            return self._cg_pinv(y)
+        for op in reversed(self.ops):
+            y = op.pinv(y)
+        return y
+
+    @property
+    def exact_pinv(self) -> bool:
+        return self.exact and all(op.exact_pinv for op in self.ops)
+
+    def input_shape(self, y_shape: tuple[int, ...]) -> tuple[int, ...]:
+        for op in reversed(self.ops):
+            y_shape = op.input_shape(y_shape)
+        return y_shape
+
+
+def compose(*ops: Operator, exact: bool = True) -> Composed:
+    """``compose(A1, A2, A3)`` applies ``A1`` first: ``x ↦ A3(A2(A1(x)))``. See :class:`Composed`."""
+    return Composed(*ops, exact=exact)
+

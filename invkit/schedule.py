@@ -1,0 +1,132 @@
+r"""Noise schedules (betas → ᾱ_t) and timestep lists.
+
+Discrete VP diffusion with ``T`` steps and 0-based timesteps ``t = 0..T-1``:
+``ᾱ_t = Π_{s≤t} (1 − β_s)`` (Ho et al. 2020). ᾱ is computed in float64 and cast where used, as
+guided-diffusion does (``_extract_into_tensor``).
+
+Two spacings pick the timesteps a sampler visits:
+
+- ``uniform`` (SSD's ``create_space_timesteps``): ``n`` steps spread over ``[0, t0 − 1]`` with
+  a float stride ``(t0 − 1)/(n − 1)`` and Python's round-half-to-even. t0 = 550, n = 5 gives
+  ``[0, 137, 274, 412, 549]``.
+- ``leading`` (DDIM/DDRM/DDNM): ``skip = t0 // n`` and ``[0, skip, …, (n − 1)·skip]``.
+  DDRM with 20 steps over T = 1000 gives ``[0, 50, …, 950]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import attrs
+import numpy as np
+import torch
+
+from .errors import ConfigError
+
+__all__ = ["NoiseSchedule", "timesteps", "Spacing"]
+
+Spacing = Literal["uniform", "leading"]
+
+
+def _linear_betas(T: int, beta_start: float, beta_end: float) -> np.ndarray:
+    # scaled so that other T keep the T=1000 endpoints' meaning (guided-diffusion's convention)
+    scale = 1000.0 / T
+    return np.linspace(scale * beta_start, scale * beta_end, T, dtype=np.float64)
+
+
+def _cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
+    """Nichol & Dhariwal 2021, eq. 17: ᾱ(t) = cos²((t/T + s)/(1 + s)·π/2), β clipped at 0.999."""
+
+    def f(t: float) -> float:
+        return math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+
+    return np.array([min(1 - f(i + 1) / f(i), max_beta) for i in range(T)], dtype=np.float64)
+
+
+@attrs.frozen(eq=False)
+class NoiseSchedule:
+    """A discrete VP schedule. Build with :meth:`linear` or :meth:`cosine`, or from ``betas``."""
+
+    betas: np.ndarray = attrs.field(converter=lambda b: np.asarray(b, dtype=np.float64))
+    name: str = "custom"
+
+    def __attrs_post_init__(self) -> None:
+        b = self.betas
+        if b.ndim != 1 or b.size < 1 or not np.all((b > 0) & (b < 1)):
+            raise ConfigError("betas must be a 1-D array of values in (0, 1)")
+
+    @classmethod
+    def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "NoiseSchedule":
+        """Ho et al.'s linear schedule (1e-4 … 0.02 at T = 1000), the one every checkpoint here uses."""
+        if T < 1:
+            raise ConfigError(f"T must be >= 1, got {T}")
+        return cls(_linear_betas(T, beta_start, beta_end), name="linear")
+
+    @classmethod
+    def cosine(cls, T: int = 1000) -> "NoiseSchedule":
+        """Nichol & Dhariwal's cosine schedule (guided-diffusion's 64×64 model)."""
+        if T < 1:
+            raise ConfigError(f"T must be >= 1, got {T}")
+        return cls(_cosine_betas(T), name="cosine")
+
+    @property
+    def T(self) -> int:
+        return int(self.betas.size)
+
+    @property
+    def abar(self) -> np.ndarray:
+        """ᾱ_t for t = 0..T−1 (float64)."""
+        return np.cumprod(1.0 - self.betas)
+
+    def abar_at(self, t: int) -> float:
+        """ᾱ_t as a Python float, with the convention ᾱ_{−1} = 1 (the clean image)."""
+        if t < 0:
+            return 1.0
+        return float(self.abar[t])
+
+    def abar_tensor(self, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> torch.Tensor:
+        return torch.as_tensor(self.abar, dtype=dtype, device=device)
+
+    def timesteps(self, n: int, t0: int | None = None, spacing: Spacing = "uniform") -> list[int]:
+        """``n`` increasing timesteps in ``[0, t0 − 1]`` (``t0`` defaults to T). See module doc."""
+        return timesteps(n, self.T if t0 is None else t0, spacing, T=self.T)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NoiseSchedule) and np.array_equal(self.betas, other.betas)
+
+    def __hash__(self) -> int:
+        return hash(self.betas.tobytes())
+
+    def __repr__(self) -> str:
+        return f"NoiseSchedule({self.name}, T={self.T})"
+
+
+def timesteps(n: int, t0: int, spacing: Spacing = "uniform", *, T: int | None = None) -> list[int]:
+    """``n`` increasing integer timesteps in ``[0, t0 − 1]``.
+
+    ``uniform``: ``round(k·(t0 − 1)/(n − 1))`` accumulated as a float stride, half to even
+    (SSD). ``leading``: ``k·(t0 // n)`` (DDIM/DDRM/DDNM). Raises :class:`ConfigError` for
+    ``n < 1``, ``t0 < 1``, ``t0 > T`` or more steps than timesteps.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ConfigError(f"the number of steps must be an integer >= 1, got {n!r}")
+    if not isinstance(t0, (int, np.integer)) or t0 < 1:
+        raise ConfigError(f"t0 must be an integer >= 1, got {t0!r}")
+    if T is not None and t0 > T:
+        raise ConfigError(f"t0 = {t0} exceeds the schedule's T = {T}")
+    if n > t0:
+        raise ConfigError(f"{n} steps do not fit in the {t0} timesteps [0, {t0 - 1}]")
+    if spacing == "uniform":
+        if n == 1:
+            return [t0 - 1]
+        stride = (t0 - 1) / (n - 1)
+        out, cur = [], 0.0
+        for _ in range(n):
+            out.append(int(round(cur)))
+            cur += stride
+        return out
+    if spacing == "leading":
+        skip = t0 // n
+        return [k * skip for k in range(n)]
+    raise ConfigError(f"unknown spacing {spacing!r}; use 'uniform' or 'leading'")

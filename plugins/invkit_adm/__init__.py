@@ -1,0 +1,1 @@
+"""guided-diffusion ADM UNet backbone plugin."""

@@ -1,0 +1,1 @@
+"""ddim-repo DDPM UNet backbone plugin."""

@@ -1,0 +1,1 @@
+"""Embedded fashion32 model plugin."""

@@ -1,0 +1,1 @@
+"""Analytic Gaussian-mixture prior plugin."""
