@@ -59,7 +59,7 @@ class Gaussian(Noise):
     def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.sigma == 0:
             return y
-        g = rng.resolve(generator, y.device)
+        g = rng.resolve(generator, y.device, y.shape[0])
         return y + self.sigma * rng.randn_like(y, g)
 
 
@@ -74,8 +74,8 @@ class UniformGaussian(Noise):
     sigma = None  # per-sample, unknown to a solver
 
     def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        g = rng.resolve(generator, y.device)
-        s = torch.rand((y.shape[0],), generator=g, dtype=y.dtype, device=y.device) * self.sigma_max
+        g = rng.resolve(generator, y.device, y.shape[0])
+        s = rng.rand((y.shape[0],), g, dtype=y.dtype, device=y.device) * self.sigma_max
         return y + s.reshape((-1,) + (1,) * (y.ndim - 1)) * rng.randn_like(y, g)
 
 

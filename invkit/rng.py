@@ -1,10 +1,15 @@
 """Randomness without global state: every draw takes a caller's :class:`torch.Generator`.
 
-When a caller passes no generator, a fresh one seeded with 0 on the tensor's device is used, so
-a call is still reproducible and never touches (or depends on) torch's global RNG.
+``generator`` may be one generator for the whole batch, or a list with one generator per sample
+(as diffusers allows): then sample ``i`` draws only from ``generator[i]``, so a sample's result
+does not depend on which other samples share its batch (any subset of an evaluation reproduces).
+When a caller passes no generator, a fresh one seeded with 0 on the tensor's device is used, so a
+call is still reproducible and never touches (or depends on) torch's global RNG.
 """
 
 from __future__ import annotations
+
+from typing import Sequence, Union
 
 import torch
 
@@ -12,14 +17,12 @@ from .errors import InvalidInputError
 
 DEFAULT_SEED = 0
 
+GeneratorLike = Union[torch.Generator, Sequence[torch.Generator]]
 
-def resolve(generator: torch.Generator | None, device: torch.device | str) -> torch.Generator:
-    """The generator to draw from: the caller's, or a new one seeded with :data:`DEFAULT_SEED`."""
-    device = torch.device(device)
-    if generator is None:
-        return torch.Generator(device=device).manual_seed(DEFAULT_SEED)
+
+def _check_one(generator: object, device: torch.device) -> torch.Generator:
     if not isinstance(generator, torch.Generator):
-        raise InvalidInputError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        raise InvalidInputError(f"generator must be a torch.Generator (or a list of them), got {type(generator).__name__}")
     if generator.device.type != device.type:
         raise InvalidInputError(
             f"generator is on {generator.device} but the tensors are on {device}; "
@@ -28,10 +31,41 @@ def resolve(generator: torch.Generator | None, device: torch.device | str) -> to
     return generator
 
 
-def randn_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Standard normal noise of ``x``'s shape, dtype and device, drawn from ``generator``."""
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+def resolve(generator: GeneratorLike | None, device: torch.device | str, batch: int | None = None) -> GeneratorLike:
+    """The generator(s) to draw from: the caller's, or a new one seeded with :data:`DEFAULT_SEED`.
+
+    A list must hold one generator per sample (``batch``, when given).
+    """
+    device = torch.device(device)
+    if generator is None:
+        return torch.Generator(device=device).manual_seed(DEFAULT_SEED)
+    if isinstance(generator, (list, tuple)):
+        if batch is not None and len(generator) != batch:
+            raise InvalidInputError(f"got {len(generator)} generators for a batch of {batch}; pass one per sample or a single one")
+        return [_check_one(g, device) for g in generator]
+    return _check_one(generator, device)
 
 
-def randn(shape, generator: torch.Generator, *, dtype=None, device=None) -> torch.Tensor:
-    return torch.randn(tuple(shape), generator=generator, dtype=dtype, device=device)
+def randn(shape, generator: GeneratorLike, *, dtype=None, device=None) -> torch.Tensor:
+    """Standard normal noise of ``shape`` (batch first), from one generator or one per sample."""
+    shape = tuple(shape)
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise InvalidInputError(f"got {len(generator)} generators for a batch of {shape[0]}")
+        return torch.stack([torch.randn(shape[1:], generator=g, dtype=dtype, device=device) for g in generator])
+    return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+
+def randn_like(x: torch.Tensor, generator: GeneratorLike) -> torch.Tensor:
+    """Standard normal noise of ``x``'s shape, dtype and device (see :func:`randn`)."""
+    return randn(x.shape, generator, dtype=x.dtype, device=x.device)
+
+
+def rand(shape, generator: GeneratorLike, *, dtype=None, device=None) -> torch.Tensor:
+    """Uniform [0, 1) noise of ``shape``, from one generator or one per sample."""
+    shape = tuple(shape)
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise InvalidInputError(f"got {len(generator)} generators for a batch of {shape[0]}")
+        return torch.stack([torch.rand(shape[1:], generator=g, dtype=dtype, device=device) for g in generator])
+    return torch.rand(shape, generator=generator, dtype=dtype, device=device)
