@@ -28,6 +28,9 @@ from .errors import (
     PluginError,
     UnknownNameError,
 )
+# Loaded before `def backbone` below: a first import of the submodule would otherwise rebind
+# `invkit.backbone` from the function to the module.
+from . import backbone as _backbone_module  # noqa: F401
 from .hookspecs import hookimpl
 from .noise import JPEG, Gaussian, Measurement, NoNoise, Noise, UniformGaussian
 from .operator import Composed, Operator, SVDView, compose
@@ -88,6 +91,12 @@ def backbone(name: str, **params: Any):
 def backbones() -> dict[str, tuple[str, str]]:
     """Registered backbones: name → (one-line description, providing plugin)."""
     return {n: (s.description, s.plugin) for n, s in backbones_registry.specs().items()}
+
+
+# Importing the submodule ``invkit.recipe`` for the first time rebinds the package attribute
+# ``recipe`` to that module; importing it here, before the function below is defined, keeps
+# ``invkit.recipe(...)`` the preset factory whoever imports ``invkit.recipe`` later.
+from . import recipe as _recipe_module  # noqa: E402,F401
 
 
 def recipe(name: str, task: str | None = None, **overrides: Any):

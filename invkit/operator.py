@@ -137,7 +137,7 @@ class SVDView:
 
     def s_like(self, z: torch.Tensor) -> torch.Tensor:
         """``s`` in ``z``'s dtype, broadcastable against ``z``."""
-        s = self.s.to(dtype=z.real.dtype if z.is_complex() else z.dtype)
+        s = self.s.to(device=z.device, dtype=z.real.dtype if z.is_complex() else z.dtype)
         return s if s.ndim == z.ndim else s.reshape((1,) * (z.ndim - s.ndim) + tuple(s.shape))
 
     def s_pinv(self, z: torch.Tensor) -> torch.Tensor:
@@ -186,6 +186,16 @@ class Operator(nn.Module):
     def svd(self) -> SVDView | None:
         """An exact SVD of ``A`` (needed by DDRM and spectral DDNM+), or ``None``."""
         return None
+
+    def svd_for(self, y: torch.Tensor) -> SVDView | None:
+        """The SVD view for measurements shaped like ``y`` (inputs of shape ``input_shape(y.shape)``),
+        with ``s`` on ``y``'s device, or ``None``.
+
+        Separable operators (SR, blur) work at any image size, but their singular values depend
+        on it, so a size-free :meth:`svd` cannot exist for them; spectral recipes call this at
+        run start, once ``y`` is known. The default returns :meth:`svd`.
+        """
+        return self.svd()
 
     @property
     def has_svd(self) -> bool:

@@ -1,0 +1,326 @@
+r"""``Recipe``: an inverter, a guidance and a few numbers, run by the one generation loop.
+
+::
+
+    r = Recipe(inverter=DA(eta=0.4), guidance=BackProj(), t0=550,
+               inversion_steps=15, generation_steps=85, eta=0.8, spacing="uniform")  # SSD-100
+    x_hat = r.run(model, y, op, generator=g)
+
+**With an inverter** (SSD, SDEdit, the inversion ablations; Liu et al. IJCAI 2024) the run starts
+at ``x = A⁺y`` at t = 0, takes ``F − 1`` inverter steps up the inversion list
+``τ_0 = 0 < … < τ_{F−1} = t0 − 1`` and then ``B`` generation steps down the generation list
+``s_{B−1} = t0 − 1 > … > s_0 = 0`` with no jump between the two. **Without an inverter** (DDNM,
+DDRM, DPS) it starts from noise at the top of the generation list; ``t0`` then defaults to the
+model's ``T`` and the spacing to ``"leading"`` (DDRM-20 visits 950, 900, …, 0).
+
+Each generation step is (spec ``ssd.md`` §3)::
+
+    ε  = model(x, s_j);  x0 = (x − √(1−ᾱ)·ε)/√ᾱ  (clamped to [−1, 1] if ``clamp``)
+    x0 = guidance.x0(x0, …);  x = guidance.update(x, x0, ε, …)
+
+where the default update is ``√ᾱ′·x0 + √(1−η²)·√(1−ᾱ′)·ε + η·√(1−ᾱ′)·z`` (ᾱ′ = 1 at the last
+step, which therefore returns the guided x0). See :mod:`invkit.guidance`.
+
+Time travel (DDNM, RePaint's jump schedule) is part of the timestep plan: with
+``travel_length = l`` and ``travel_repeat = r``, after reaching list index j ∈ {0, l, 2l, …}
+the walk goes back up l indices, r − 1 times per j. An upward step makes no network call: it
+re-noises the last raw x0, ``x′ = √ᾱ′·x0 + √(1−ᾱ′)·z`` (DDNM's ``svd_ddnm.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, Callable
+
+import attrs
+import torch
+from tqdm.auto import tqdm
+
+from . import rng
+from .errors import ConfigError, InvalidInputError
+from .guidance import Context, GenStep, Guidance, NoGuidance
+from .inverters import Inverter, _bool
+from .operator import Operator, check_tensor, no_checks
+from .schedule import NoiseSchedule, timesteps
+
+__all__ = ["Recipe", "RunResult", "StepInfo", "travel_schedule"]
+
+
+@attrs.frozen(slots=True)
+class StepInfo:
+    """What ``callback`` sees after every step.
+
+    ``phase`` is ``"inversion"``, ``"generation"`` or ``"travel"`` (a DDNM time-travel step);
+    ``index`` counts steps within the phase from 0; ``x`` is the new state at ``t_next``
+    (``t_next = −1``: the output); ``x0`` is the clean estimate used (after the guidance during
+    generation, the raw one re-noised during travel; None for DDPM inversion); ``eps`` the
+    network output (None when no call was made).
+    """
+
+    phase: str
+    index: int
+    t: int
+    t_next: int
+    x: torch.Tensor
+    x0: torch.Tensor | None
+    eps: torch.Tensor | None
+
+
+@attrs.frozen
+class RunResult:
+    """The output ``x``, the network calls really made (``nfe``), the visited timesteps and the
+    wall time in seconds (CUDA is synchronised before the clock stops)."""
+
+    x: torch.Tensor
+    nfe: int
+    inversion_timesteps: list[int]
+    generation_timesteps: list[int]
+    seconds: float
+
+
+def travel_schedule(n: int, length: int = 1, repeat: int = 1) -> list[int]:
+    """Indices into an ``n``-step generation list, in visiting order, ending with −1 (the output).
+
+    Without travel (``repeat = 1``) this is ``n−1, …, 0, −1``. Otherwise, each time the walk
+    reaches j ∈ {0, length, 2·length, …} (j < n − length) it goes back up ``length`` indices one at
+    a time, ``repeat − 1`` times per j (RePaint's ``get_schedule_jump``, as DDNM uses it).
+    """
+    jumps = {j: repeat - 1 for j in range(0, n - length, length)}
+    out: list[int] = []
+    k = n
+    while k > 0:
+        k -= 1
+        out.append(k)
+        if jumps.get(k, 0) > 0:
+            jumps[k] -= 1
+            for _ in range(length):
+                k += 1
+                out.append(k)
+    out.append(-1)
+    return out
+
+
+def _positive_int(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"Recipe.{attribute.name} must be an integer >= 1, got {value!r}")
+
+
+def _t0(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"Recipe.t0 must be an integer timestep >= 1 (or None for the model's T), got {value!r}")
+
+
+def _eta(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value <= 1.0):
+        raise ConfigError(
+            f"Recipe.eta (the generation noise mix, 0 = DDIM, 1 = all fresh noise) must be in [0, 1], got {value!r}"
+        )
+
+
+def _spacing(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
+    if value not in ("uniform", "leading"):
+        raise ConfigError(f"Recipe.spacing must be 'uniform' (SSD) or 'leading' (DDIM/DDNM/DDRM), got {value!r}")
+
+
+def _inverter(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
+    if value is not None and not isinstance(value, Inverter):
+        raise ConfigError(f"Recipe.inverter must be an Inverter (DA, DDIM, DDPM) or None, got {type(value).__name__}")
+
+
+def _guidance(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
+    if not isinstance(value, Guidance):
+        raise ConfigError(
+            f"Recipe.guidance must be a Guidance (NoGuidance, BackProj, StagedBackProj, DDNMPlus, DDRM, DPS), "
+            f"got {type(value).__name__}"
+        )
+
+
+@attrs.frozen
+class Recipe:
+    """A solver: ``inverter`` + ``guidance`` + numbers. Defaults are the paper's SSD-100 numbers.
+
+    - ``inverter``: None starts from noise; otherwise invert ``A⁺y`` up to ``t0 − 1``.
+    - ``t0``: the shortcut step; the lists live in ``[0, t0 − 1]``. Default 550 with an inverter,
+      None (the model's ``T``) without.
+    - ``inversion_steps`` F (F − 1 inverter steps), ``generation_steps`` B (B network calls).
+    - ``eta``: the generation noise mix (SSD 0.8, DDNM 0.85).
+    - ``spacing``: ``"uniform"`` (SSD, default with an inverter) or ``"leading"`` (default without).
+    - ``clamp``: clip x0 to [−1, 1] during generation (SSD, DPS: yes; DDNM, DDRM: no).
+    - ``travel_length`` / ``travel_repeat``: DDNM time travel (1/1 = none).
+    - ``name``: a label (presets set it).
+    """
+
+    inverter: Inverter | None = attrs.field(default=None, validator=_inverter)
+    guidance: Guidance = attrs.field(factory=NoGuidance, validator=_guidance)
+    t0: int | None = attrs.field(
+        default=attrs.Factory(lambda self: 550 if self.inverter is not None else None, takes_self=True), validator=_t0
+    )
+    inversion_steps: int = attrs.field(default=15, validator=_positive_int)
+    generation_steps: int = attrs.field(default=85, validator=_positive_int)
+    eta: float = attrs.field(default=0.8, validator=_eta)
+    spacing: str = attrs.field(
+        default=attrs.Factory(lambda self: "uniform" if self.inverter is not None else "leading", takes_self=True),
+        validator=_spacing,
+    )
+    clamp: bool = attrs.field(default=True, validator=_bool)
+    travel_length: int = attrs.field(default=1, validator=_positive_int)
+    travel_repeat: int = attrs.field(default=1, validator=_positive_int)
+    name: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.inverter is not None and self.inversion_steps < 2:
+            raise ConfigError(
+                f"Recipe.inversion_steps = {self.inversion_steps}: with an inverter it must be >= 2 "
+                f"(F timesteps from 0 to t0 − 1, F − 1 inverter steps)"
+            )
+        if self.travel_repeat > 1 and self.travel_length >= self.generation_steps:
+            raise ConfigError(
+                f"Recipe.travel_length = {self.travel_length} must be smaller than generation_steps = "
+                f"{self.generation_steps} for time travel"
+            )
+        if self.t0 is not None:
+            self.timesteps(self.t0)
+
+    # -- the plan ------------------------------------------------------------------------------
+    def timesteps(self, T: int = 1000) -> tuple[list[int], list[int]]:
+        """(inversion list, generation list), both increasing, for a model with ``T`` timesteps.
+
+        Raises :class:`ConfigError` when they do not fit (``t0 > T``, more steps than timesteps,
+        or an inversion list that does not end where generation starts).
+        """
+        t0 = T if self.t0 is None else self.t0
+        if t0 > T:
+            raise ConfigError(f"Recipe.t0 = {t0} exceeds the model's T = {T}; use t0 <= {T}")
+        gen = timesteps(self.generation_steps, t0, self.spacing, T=T)
+        if self.inverter is None:
+            return [], gen
+        inv = timesteps(self.inversion_steps, t0, self.spacing, T=T)
+        if inv[0] != 0 or inv[-1] != gen[-1]:
+            raise ConfigError(
+                f"the inversion list {inv[0]}…{inv[-1]} must run from 0 to where generation starts "
+                f"({gen[-1]}); with {self.spacing!r} spacing and F = {self.inversion_steps}, "
+                f"B = {self.generation_steps} they do not; use spacing='uniform' (both end at t0 − 1)"
+            )
+        return inv, gen
+
+    def _steps(self, gen: list[int], schedule: NoiseSchedule) -> list[GenStep]:
+        abar = schedule.abar
+        order = travel_schedule(len(gen), self.travel_length, self.travel_repeat)
+        steps = []
+        for i, j in zip(order[:-1], order[1:]):
+            t, t_next = gen[i], (gen[j] if j >= 0 else -1)
+            a_next = 1.0 if t_next < 0 else float(abar[t_next])
+            steps.append(GenStep.make(i, t, t_next, float(abar[t]), a_next, float(self.eta)))
+        return steps
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(
+        self,
+        model: Callable[..., torch.Tensor],
+        y: torch.Tensor,
+        op: Operator,
+        *,
+        generator: torch.Generator | None = None,
+        x_T: torch.Tensor | None = None,
+        callback: Callable[[StepInfo], Any] | None = None,
+        return_info: bool = False,
+        progress: bool = False,
+    ) -> torch.Tensor | RunResult:
+        """Solve ``y = A x (+ noise)`` with ``model`` as the prior; returns ``x̂`` (or a
+        :class:`RunResult` with ``return_info=True``).
+
+        ``model(x, t) -> ε`` with a ``schedule`` attribute (a :class:`~invkit.backbone.Backbone`).
+        ``x_T`` is the starting noise z ~ N(0, I) of a from-noise recipe (DDRM maps it through
+        its spectral initialisation); without it, z is drawn from ``generator``. ``callback``
+        sees a :class:`StepInfo` after every step; ``progress`` shows a tqdm bar. The same
+        ``generator`` seed gives bit-identical output on the CPU.
+        """
+        y = check_tensor(y, "y", min_ndim=1)
+        schedule = getattr(model, "schedule", None)
+        if not isinstance(schedule, NoiseSchedule):
+            raise InvalidInputError(
+                f"model must be a Backbone (eps = model(x, t)) with a NoiseSchedule in .schedule; "
+                f"{type(model).__name__} has none"
+            )
+        if not isinstance(op, Operator):
+            raise InvalidInputError(f"op must be an invkit Operator, got {type(op).__name__}")
+        inv, gen = self.timesteps(schedule.T)
+        steps = self._steps(gen, schedule)
+        g = rng.resolve(generator, y.device)
+        if x_T is not None:
+            if self.inverter is not None:
+                raise InvalidInputError(
+                    "x_T is the starting noise of a recipe without an inverter; this recipe starts from A⁺y"
+                )
+            x_T = check_tensor(x_T, "x_T", min_ndim=1)
+            if x_T.shape[0] != y.shape[0]:
+                raise InvalidInputError(f"x_T has batch size {x_T.shape[0]} but y has {y.shape[0]}")
+            x_T = x_T.to(device=y.device, dtype=y.dtype)
+        guidance = self.guidance
+        ctx = guidance.start(Context(op, y, schedule.T if self.t0 is None else self.t0, len(gen)))
+        # DPS differentiates through the network: autograd stays available (and is switched on per
+        # step); every other recipe runs under inference mode.
+        needs_grad = guidance.needs_grad
+        outer = torch.no_grad() if needs_grad else torch.inference_mode()
+        step_grad = torch.enable_grad if needs_grad else contextlib.nullcontext
+        abar = schedule.abar
+        inv_abar = [float(abar[t]) for t in inv]
+        clamp = self.clamp
+        nfe = 0
+        bar = tqdm(total=max(len(inv) - 1, 0) + len(steps), disable=not progress, desc=self.name or "recipe")
+        start = time.perf_counter()
+        with no_checks(), outer:
+            if self.inverter is not None:
+                inverter = self.inverter
+                x = op.pinv(y)
+                for k in range(len(inv) - 1):
+                    eps = None
+                    if inverter.needs_eps:
+                        eps = model(x, inv[k])
+                        nfe += 1
+                    out = inverter.step(x, eps, inv_abar[k], inv_abar[k + 1], g)
+                    x = out.x
+                    if callback is not None:
+                        callback(StepInfo("inversion", k, inv[k], inv[k + 1], x, out.x0, eps))
+                    bar.update()
+            else:
+                if x_T is None:
+                    x_T = rng.randn(op.input_shape(tuple(y.shape)), g, dtype=y.dtype, device=y.device)
+                x = guidance.init(x_T, steps[0], ctx)
+            x0_raw = x
+            n_gen = n_travel = 0
+            for st in steps:
+                if st.travel:
+                    x = st.sqrt_abar_next * x0_raw + st.sigma_next * rng.randn_like(x0_raw, g)
+                    if callback is not None:
+                        callback(StepInfo("travel", n_travel, st.t, st.t_next, x, x0_raw, None))
+                    n_travel += 1
+                    bar.update()
+                    continue
+                with step_grad():
+                    if needs_grad:
+                        x = x.detach().requires_grad_(True)
+                    eps = model(x, st.t)
+                    nfe += 1
+                    x0 = (x - st.sqrt_1m_abar * eps) / st.sqrt_abar
+                    if clamp:
+                        x0 = x0.clamp(-1.0, 1.0)
+                    x0_raw = x0
+                    x0 = guidance.x0(x0, st, ctx)
+                    x = guidance.update(x, x0, eps, st, ctx, g)
+                if needs_grad:
+                    x, x0, eps, x0_raw = x.detach(), x0.detach(), eps.detach(), x0_raw.detach()
+                if callback is not None:
+                    callback(StepInfo("generation", n_gen, st.t, st.t_next, x, x0, eps))
+                n_gen += 1
+                bar.update()
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        seconds = time.perf_counter() - start
+        bar.close()
+        # a plain tensor, not an inference tensor, so callers may modify it in place or use autograd
+        x = x.clone()
+        if not return_info:
+            return x
+        return RunResult(x, nfe, list(inv), [st.t for st in steps], seconds)

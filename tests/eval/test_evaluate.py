@@ -1,0 +1,116 @@
+"""``evaluate``: per-image reproducibility, the A⁺y baseline, real NFE counts, metric rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from invkit import evaluation as ev
+from invkit.errors import ConfigError, InvalidInputError, UnknownNameError
+
+from .conftest import tiny_backbone
+
+SSD = "ssd:inversion_steps=3,generation_steps=4"  # 2 + 4 network calls
+DDNM = "ddnm:generation_steps=4"
+
+
+def _images(n: int = 5, hw: int = 16) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    coarse = torch.rand(n, 1, hw // 4, hw // 4, generator=g)
+    x = coarse.repeat_interleave(4, -1).repeat_interleave(4, -2) + 0.2 * torch.rand(n, 1, hw, hw, generator=g)
+    return (x / 1.2 * 2 - 1).to(torch.float64)
+
+
+def _rows(result, method):
+    return {r["index"]: r for r in result.rows if r["method"] == method}
+
+
+def _cfg(**kw):
+    base = dict(task="inpaint-random", methods=("input", SSD, DDNM), n=5, batch_size=5, noise_sigma=0.05, dtype="float64", grid=2)
+    return ev.EvalConfig(**{**base, **kw})
+
+
+def test_any_subset_reproduces_the_per_image_numbers():
+    model, x = tiny_backbone(dtype=torch.float64), _images()
+    full = ev.evaluate(_cfg(), model=model, images=x)
+    part = ev.evaluate(_cfg(n=2, offset=3, batch_size=1), model=model, images=x[3:])
+    for method in ("input", SSD, DDNM):
+        a, b = _rows(full, method), _rows(part, method)
+        assert sorted(b) == [3, 4]
+        for i in (3, 4):
+            for key in ("psnr", "ssim", "consistency", "nfe"):
+                assert b[i][key] == pytest.approx(a[i][key], rel=1e-9, abs=1e-12), (method, i, key)
+        assert np.array_equal(part.outputs_u8[method], full.outputs_u8[method][3:])
+
+
+def test_the_seed_changes_the_numbers():
+    model, x = tiny_backbone(dtype=torch.float64), _images()
+    a = ev.evaluate(_cfg(n=2), model=model, images=x)
+    b = ev.evaluate(_cfg(n=2, seed=1), model=model, images=x)
+    assert [r["psnr"] for r in a.rows] != [r["psnr"] for r in b.rows]
+
+
+def test_input_baseline_is_pinv_y_with_no_network_call():
+    from invkit.metrics import to_uint8
+
+    model, x = tiny_backbone(dtype=torch.float64), _images(4)
+    cfg = ev.EvalConfig(task="sr2", methods=("input",), n=4, batch_size=3, dtype="float64")
+    res = ev.evaluate(cfg, model=model, images=x)
+    op = ev.get_task("sr2").build((1, 16, 16)).double()
+    ref = to_uint8(op.pinv(op.A(x))).double().numpy()
+    gt = to_uint8(x).double().numpy()
+    for r in res.rows:
+        i = r["index"]
+        mse = ((ref[i] - gt[i]) ** 2).mean()
+        assert r["psnr"] == pytest.approx(10 * np.log10(255**2 / mse), rel=1e-12)
+        assert r["nfe"] == 0
+        assert r["consistency"] < 1e-10  # noiseless: A A⁺ y = y
+    assert res.aggregates["input"]["nfe"] == 0
+
+
+def test_nfe_is_the_number_of_network_calls():
+    calls = []
+    model = tiny_backbone(dtype=torch.float64)
+    model.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[0]))
+    cfg = ev.EvalConfig(task="sr2", methods=(SSD,), n=4, batch_size=2, dtype="float64")
+    res = ev.evaluate(cfg, model=model, images=_images(4))
+    assert calls == [2] * 12  # two batches of 2 images, 6 calls each
+    assert {r["nfe"] for r in res.rows} == {6}
+    assert all(r["consistency"] < 1e-6 for r in res.rows)  # noiseless back projection
+
+
+def test_aggregates_are_the_means_of_the_rows():
+    res = ev.evaluate(_cfg(n=3), model=tiny_backbone(dtype=torch.float64), images=_images())
+    for method, agg in res.aggregates.items():
+        rows = list(_rows(res, method).values())
+        assert agg["n"] == 3
+        for key in ("psnr", "ssim", "consistency"):
+            assert agg[key] == pytest.approx(np.mean([r[key] for r in rows]))
+    assert res.examples["x"].shape == (2, 1, 16, 16) and res.examples["pinv"].shape == (2, 1, 16, 16)
+    assert any("fid_fashion skipped" in note for note in res.notes)  # 16×16 images are not Fashion-MNIST
+
+
+@pytest.mark.parametrize(
+    "kw, error",
+    [
+        (dict(n=0), ConfigError),
+        (dict(methods=()), ConfigError),
+        (dict(methods=("input", "input")), ConfigError),
+        (dict(noise_sigma=0.1, noise_jpeg=50), ConfigError),
+        (dict(noise_sigma=-1.0), ConfigError),
+        (dict(dtype="int8"), ConfigError),
+        (dict(task="colorization"), ConfigError),
+        (dict(task="nope"), UnknownNameError),
+        (dict(methods=("ssd-31",)), UnknownNameError),
+        (dict(n=9), InvalidInputError),
+    ],
+)
+def test_bad_configurations_are_typed_errors(kw, error):
+    with pytest.raises(error):
+        ev.evaluate(_cfg(**kw), model=tiny_backbone(dtype=torch.float64), images=_images())
+
+
+def test_backbone_and_data_must_agree():
+    with pytest.raises(ConfigError, match="channel"):
+        ev.evaluate(_cfg(n=2), model=tiny_backbone(channels=3, dtype=torch.float64), images=_images())

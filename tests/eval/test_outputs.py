@@ -1,0 +1,120 @@
+"""Files written by an evaluation: results.json, table.md, grid.png, manifest.json, images, plots."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from invkit import evaluation as ev
+from invkit.metrics import to_uint8
+
+from .conftest import tiny_backbone
+from .test_evaluate import DDNM, SSD, _images
+
+
+@pytest.fixture(scope="module")
+def result():
+    cfg = ev.EvalConfig(task="sr2", methods=("input", SSD, DDNM), n=3, batch_size=2, dtype="float64", grid=2, noise_sigma=0.02)
+    return ev.evaluate(cfg, model=tiny_backbone(dtype=torch.float64), images=_images(3))
+
+
+def test_results_json_has_every_knob_and_row(result, tmp_path):
+    ev.write_outputs(result, tmp_path, command={"test": True})
+    data = json.loads((tmp_path / "results.json").read_text())
+    cfg = data["config"]
+    assert cfg["task"] == "sr2" and cfg["n"] == 3 and cfg["methods"] == ["input", SSD, DDNM] and cfg["noise_sigma"] == 0.02
+    assert data["task"]["operator"] == "sr_bicubic" and data["task"]["params"] == {"scale": 2}
+    assert {"invkit", "torch", "numpy", "python", "platform"} <= set(data["environment"])
+    assert len(data["rows"]) == 3 * 3
+    assert {(r["method"], r["index"]) for r in data["rows"]} == {(m, i) for m in ("input", SSD, DDNM) for i in range(3)}
+    assert "inversion_steps=3" in data["methods"][1]["recipe"]  # the recipe's every number is recorded
+    assert data["aggregates"][SSD]["nfe"] == 6
+
+
+def test_table_is_laid_out_like_table_1(result, tmp_path):
+    ev.write_outputs(result, tmp_path)
+    lines = (tmp_path / "table.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| method"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    assert cells[:4] == ["method", "PSNR↑", "SSIM↑", "FID↓"] and cells[-3:] == ["consistency ‖Ax̂−y‖", "NFE", "s/img"]
+    body = [line for line in lines if line.startswith("| ") and line is not header]
+    rows = {line.split("|")[1].strip(): line for line in body if not line.startswith("| method")}
+    assert set(rows) == {"input", SSD, DDNM}
+    assert f"{result.aggregates['input']['psnr']:.2f}" in rows["input"]
+    assert "| 6 |" in rows[SSD] and "| 0 |" in rows["input"]
+
+
+def test_grid_shows_the_quantised_images(result, tmp_path):
+    ev.write_outputs(result, tmp_path)
+    grid = np.asarray(Image.open(tmp_path / "grid.png").convert("L"))
+    cols, _ = ev.grid_columns(result)
+    assert [c for c, _ in cols] == ["ground truth", "y", "A+y", SSD, DDNM]
+    scale = 96 // 16
+    tile = 16 * scale
+    assert grid.shape[1] == len(cols) * (tile + 4) + 4
+    # the ground-truth tile of the first image is the truncated uint8 image, magnified
+    gt = to_uint8(result.examples["x"][0, 0]).numpy()
+    expected = np.kron(gt, np.ones((scale, scale), dtype=np.uint8))
+    rows = np.nonzero((grid[:, 4 : 4 + tile] != 255).any(1))[0]
+    top = next(r for r in rows if np.array_equal(grid[r, 4 : 4 + tile], expected[0]))
+    assert np.array_equal(grid[top : top + tile, 4 : 4 + tile], expected)
+
+
+def test_measurement_is_shown_at_its_own_resolution():
+    y = torch.arange(4.0).reshape(1, 1, 2, 2)
+    shown = ev.display_measurement(y, (1, 8, 8))
+    assert shown.shape == (1, 1, 8, 8)
+    assert torch.equal(shown[0, 0, :4, :4], torch.zeros(4, 4)) and torch.equal(shown[0, 0, 4:, 4:], torch.full((4, 4), 3.0))
+    assert ev.display_measurement(torch.zeros(1, 1, 3, 3), (1, 8, 8)) is None
+    assert ev.display_measurement(torch.zeros(1, 1, 4, 4), (3, 8, 8)).shape == (1, 3, 8, 8)
+
+
+def test_saved_images_reproduce_the_psnr(result, tmp_path):
+    files = ev.write_outputs(result, tmp_path, save_images=True)
+    for r in result.rows:
+        folder = r["method"].replace(":", "_")
+        out = np.asarray(Image.open(tmp_path / "images" / folder / f"{r['name']}.png"), dtype=np.float64)
+        gt = np.asarray(Image.open(tmp_path / "images" / "gt" / f"{r['name']}.png"), dtype=np.float64)
+        assert r["psnr"] == pytest.approx(10 * np.log10(255**2 / ((out - gt) ** 2).mean()), rel=1e-12)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    listed = {f["path"]: f for f in manifest["files"]}
+    assert len(listed) == len(files) - 1  # every file but the manifest itself
+    for path, entry in listed.items():
+        assert hashlib.sha256((tmp_path / path).read_bytes()).hexdigest() == entry["sha256"]
+
+
+def test_plot_draws_every_series(tmp_path):
+    series = {"a": [(10, 5.0), (20, 4.0), (50, 3.5)], "b": [(10, 6.0), (20, 5.5), (50, 5.0)]}
+    path = ev.plot_lines(tmp_path / "p.png", series, title="t", xlabel="x", ylabel="y", hline=(3.0, "floor"), logx=True, size=(400, 300))
+    img = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3)
+    assert Image.open(path).size == (400, 300)
+    colours = {tuple(c) for c in img}
+    for colour in ev._COLOURS[:2]:
+        assert colour in colours
+
+
+def test_sweep_writes_the_fid_vs_nfe_plot(tmp_path):
+    pytest.importorskip("invkit_fashion32")
+    from invkit.data import fashion_mnist
+    from invkit.errors import MissingFileError
+    from invkit.metrics import load_fashion_classifier
+
+    try:
+        load_fashion_classifier()
+    except MissingFileError:
+        pytest.skip("the fid_fashion classifier weights are not shipped yet")
+    families, nfes = ["ssd", "ddnm"], [3, 5]
+    methods = ("input", *ev.sweep_methods(families, nfes))
+    x, _ = fashion_mnist("test", limit=4)
+    cfg = ev.EvalConfig(task="sr4", methods=methods, n=4, batch_size=4, grid=2)
+    res = ev.evaluate(cfg, model=tiny_backbone(), images=x)
+    assert res.fid_floor is not None and all("fid_fashion" in a for a in res.aggregates.values())
+    files = {p.name for p in ev.write_outputs(res, tmp_path, sweep=(families, nfes))}
+    assert {"fid_vs_nfe.png", "nfe_sweep.json", "nfe_sweep.md", "manifest.json"} <= files
+    rows = json.loads((tmp_path / "nfe_sweep.json").read_text())["rows"]
+    assert [(r["family"], r["nominal_nfe"], r["nfe"]) for r in rows] == [("ssd", 3, 2), ("ssd", 5, 4), ("ddnm", 3, 3), ("ddnm", 5, 5)]

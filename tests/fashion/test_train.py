@@ -1,0 +1,109 @@
+"""``invkit train``: a tiny DDPM run, bit-identical resume, strict export; the classifier trainer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import invkit
+from invkit.cli import main
+from invkit.commands.train import DDPMTrainConfig, DDPMTrainer
+from invkit.data import fashion_mnist
+from invkit.errors import ConfigError, MissingFileError
+from invkit.metrics import classifier_accuracy, load_fashion_classifier
+
+TINY = ["--ch", "32", "--ch-mult", "1,2", "--res-blocks", "1", "--attn", "none", "--batch-size", "3", "--warmup", "2", "--ema", "0.9"]
+
+
+def train(out: Path, data: Path, *extra: str) -> int:
+    return main(["train", "--out", str(out), "--data-dir", str(data), "--no-progress", *TINY, *extra])
+
+
+def load(out: Path) -> dict:
+    return torch.load(out / "ckpt.pt", weights_only=True)
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    for key in ("model", "ema"):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), f"{key}.{k} differs"
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"]) and torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+    assert torch.equal(a["generator"], b["generator"]) and a["step"] == b["step"]
+
+
+def test_resume_is_bit_identical_and_export_loads_strictly(tmp_path: Path, fake_fashion: Path) -> None:
+    full, split = tmp_path / "full", tmp_path / "split"
+    assert train(full, fake_fashion, "--steps", "4", "--save-every", "2") == 0
+    assert train(split, fake_fashion, "--steps", "2", "--save-every", "2") == 0
+    first = load(split)
+    assert first["step"] == 2
+    assert train(split, fake_fashion, "--steps", "4", "--resume", "--export", str(tmp_path / "e.safetensors")) == 0
+    a, b = load(full), load(split)
+    assert_same_state(a, b)
+    # training changed the weights, and the EMA differs from the raw weights
+    assert any(not torch.equal(first["model"][k], b["model"][k]) for k in b["model"])
+    assert any(not torch.equal(b["ema"][k], b["model"][k]) for k in b["model"] if b["model"][k].is_floating_point())
+
+    manifest = json.loads((split / "manifest.json").read_text())
+    assert manifest["step"] == 4 and manifest["config"]["ch_mult"] == [1, 2]
+    assert manifest["versions"]["torch"] == torch.__version__ and manifest["data"]["n"] == 64
+    assert [h["step"] for h in manifest["history"]] == [2, 4]
+
+    meta = json.loads((tmp_path / "e.json").read_text())
+    assert meta["training"]["step"] == 4 and meta["schedule"] == {"name": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02}
+    exported = load_file(str(tmp_path / "e.safetensors"))
+    assert all(torch.equal(exported[k], b["ema"][k].float()) for k in b["ema"])
+    model = invkit.backbone("ddpm", checkpoint=tmp_path / "e.safetensors", **meta["model"])
+    assert model.image_size == 32 and model.channels == 1
+    x = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    eps = model(x, torch.tensor([0, 999]))
+    assert eps.shape == x.shape and torch.isfinite(eps).all()
+
+
+def test_training_reduces_the_loss(tmp_path: Path, fake_fashion: Path) -> None:
+    images, _ = fashion_mnist("train", root=fake_fashion)
+    config = DDPMTrainConfig(steps=0, batch_size=8, lr=2e-3, warmup=0, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=())
+    trainer = DDPMTrainer(config, images, tmp_path)
+    losses = [trainer.train_step() for _ in range(12)]
+    assert sum(losses[-4:]) < sum(losses[:4])
+
+
+def test_resume_refuses_architecture_change_and_missing_checkpoint(tmp_path: Path, fake_fashion: Path) -> None:
+    with pytest.raises(MissingFileError):
+        DDPMTrainer.resume(tmp_path / "none", torch.zeros(1, 1, 32, 32))
+    assert train(tmp_path / "r", fake_fashion, "--steps", "1") == 0
+    images, _ = fashion_mnist("train", root=fake_fashion)
+    with pytest.raises(ConfigError, match="ch"):
+        DDPMTrainer.resume(tmp_path / "r", images, overrides={"ch": 64})
+    # the CLI refuses to overwrite a run without --resume (one line, exit status 2)
+    assert train(tmp_path / "r", fake_fashion, "--steps", "2") == 2
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ConfigError):
+        DDPMTrainConfig(ema=1.0)
+    with pytest.raises(ConfigError, match="divisible"):
+        DDPMTrainConfig(ch_mult=(1, 2, 2, 2, 2, 2, 2))
+    c = DDPMTrainConfig(lr=1e-3, warmup=10)
+    assert c.lr_at(0) == pytest.approx(1e-4) and c.lr_at(9) == pytest.approx(1e-3) and c.lr_at(10_000) == 1e-3
+
+
+def test_classifier_training_is_reproducible_and_learns(tmp_path: Path, fake_fashion: Path) -> None:
+    args = ["train", "--what", "classifier", "--data-dir", str(fake_fashion), "--epochs", "8", "--batch-size", "16", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    wa = load_file(str(tmp_path / "a" / "classifier.safetensors"))
+    wb = load_file(str(tmp_path / "b" / "classifier.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    net = load_fashion_classifier(tmp_path / "a" / "classifier.safetensors")
+    x, y = fashion_mnist("test", root=fake_fashion)
+    acc = classifier_accuracy(net, x, y)
+    assert acc > 0.9
+    info = json.loads((tmp_path / "a" / "classifier.json").read_text())
+    assert info["test_accuracy"] == pytest.approx(acc)
