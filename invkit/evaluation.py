@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, InvalidInputError, InvkitError, UnknownNameError
-from .noise import JPEG, Gaussian, Measurement, NoNoise, Noise
+from .noise import JPEG, Gaussian, Measurement, NoNoise, Noise, UniformGaussian
 from .operator import Operator
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "load_images",
     "load_backbone",
     "evaluate",
+    "merge_results",
     "write_outputs",
     "markdown_table",
     "image_grid",
@@ -170,6 +171,8 @@ TASKS: dict[str, Task] = {
     for t in (
         Task("sr2", "sr_bicubic", "sr", {"scale": 2}, description="×2 MATLAB-style antialiased bicubic down-sampling (32 → 16 px)"),
         Task("sr4", "sr_bicubic", "sr", {"scale": 4}, description="×4 MATLAB-style antialiased bicubic down-sampling (32 → 8 px)"),
+        Task("sr8", "sr_bicubic", "sr", {"scale": 8}, description="×8 bicubic down-sampling (the paper's SR×8 at 256 px; 32 → 4 px)"),
+        Task("sr8-avgpool", "sr_avgpool", "sr", {"scale": 8}, description="×8 average pooling (the paper's SSD+ Table 2 at 256 px)"),
         Task("inpaint-box", "inpainting", "inpainting", mask="box",
              description="a box of half the height and width (16×16 on 32 px) hidden at a position drawn per image"),
         Task("inpaint-random", "inpainting", "inpainting", mask="random",
@@ -197,12 +200,15 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-def make_noise(task: Task, sigma: float | None = None, jpeg: int | None = None) -> Noise:
-    """The measurement noise: Gaussian σ ([-1, 1] units), JPEG quality, or the task's default."""
-    if sigma is not None and jpeg is not None:
-        raise ConfigError("give either a Gaussian noise sigma or a JPEG quality, not both")
+def make_noise(task: Task, sigma: float | None = None, jpeg: int | None = None, sigma_max: float | None = None) -> Noise:
+    """The measurement noise: Gaussian σ, Gaussian with σ ~ U[0, σ_max] per image (SSD+'s
+    protocol; both in [-1, 1] units), JPEG quality, or the task's default."""
+    if sum(v is not None for v in (sigma, jpeg, sigma_max)) > 1:
+        raise ConfigError("give at most one noise: a Gaussian sigma, a uniform sigma_max or a JPEG quality")
     if jpeg is not None:
         return JPEG(int(jpeg))
+    if sigma_max is not None:
+        return UniformGaussian(float(sigma_max))
     if sigma is None:
         sigma = task.default_sigma
     return Gaussian(float(sigma)) if sigma > 0 else NoNoise()
@@ -353,6 +359,7 @@ class EvalConfig:
     dtype: str = attrs.field(default="float32", validator=_one_of(*_DTYPES))
     noise_sigma: float | None = attrs.field(default=None)
     noise_jpeg: int | None = None
+    noise_sigma_max: float | None = attrs.field(default=None)
     grid: int = attrs.field(default=8, validator=_nonneg_int)
 
     @methods.validator
@@ -364,9 +371,10 @@ class EvalConfig:
             raise ConfigError(f"methods are listed twice: {', '.join(sorted({m for m in labels if labels.count(m) > 1}))}")
 
     @noise_sigma.validator
+    @noise_sigma_max.validator
     def _check_sigma(self, attribute, value):  # noqa: ANN001
         if value is not None and not (math.isfinite(value) and value >= 0):
-            raise ConfigError(f"noise sigma must be a finite number >= 0 ([-1, 1] units), got {value!r}")
+            raise ConfigError(f"{attribute.name} must be a finite number >= 0 ([-1, 1] units), got {value!r}")
 
 
 @attrs.define
@@ -377,6 +385,9 @@ class EvalResult:
     task: Task
     noise: Noise
     methods: list[dict[str, Any]]
+    #: the image indices (offset + position) restored, in order; ``names``, ``gt_u8`` and
+    #: ``outputs_u8`` follow it
+    indices: list[int]
     names: list[str]
     rows: list[dict[str, Any]]
     aggregates: dict[str, dict[str, Any]]
@@ -387,7 +398,7 @@ class EvalResult:
     #: uint8 ``(n, C, H, W)`` ground truth and restorations per method label (what was measured)
     gt_u8: np.ndarray = attrs.field(repr=False)
     outputs_u8: dict[str, np.ndarray] = attrs.field(repr=False)
-    #: float tensors of the first ``grid`` images: ``x``, ``y``, ``pinv``
+    #: float tensors ``x``, ``y``, ``pinv`` of the first ``grid`` images, and their ``index``
     examples: dict[str, torch.Tensor] = attrs.field(repr=False)
 
 
@@ -396,26 +407,37 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def evaluate(cfg: EvalConfig, *, model=None, images: torch.Tensor | None = None, names: Sequence[str] | None = None, progress: bool = False) -> EvalResult:
+def evaluate(
+    cfg: EvalConfig,
+    *,
+    model=None,
+    images: torch.Tensor | None = None,
+    names: Sequence[str] | None = None,
+    progress: bool = False,
+    shard: tuple[int, int] | None = None,
+) -> EvalResult:
     """Run the evaluation ``cfg`` (see the module doc); ``model``/``images`` may be given directly.
 
     ``images`` (float, [-1, 1], ``(N, C, H, W)``) replaces ``cfg.dataset``; ``offset`` then
     only numbers the images (their seeds), so passing ``images[k:]`` with ``offset=k``
     reproduces the per-image numbers of a run over ``images``.
+
+    ``shard = (rank, world)`` restores only the images at positions ``rank, rank + world, …``
+    (what each process does under ``torchrun``). A shard's result has per-method means of its
+    own rows but no set-level metrics (FID); :func:`merge_results` joins the shards into the
+    result a single process would have produced.
     """
-    from tqdm.auto import tqdm
-
-    from . import metrics
-
     start = time.perf_counter()
+    rank, world = shard if shard is not None else (0, 1)
+    if not (isinstance(world, int) and isinstance(rank, int) and 0 <= rank < world):
+        raise ConfigError(f"shard must be (rank, world) with 0 <= rank < world, got {shard!r}")
     task = get_task(cfg.task)
-    noise = make_noise(task, cfg.noise_sigma, cfg.noise_jpeg)
+    noise = make_noise(task, cfg.noise_sigma, cfg.noise_jpeg, cfg.noise_sigma_max)
     methods = [parse_method(m) for m in cfg.methods]
     recipes = [m.build(task, noise) for m in methods]  # fail on a bad name before any work
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {cfg.device!r} asked for but CUDA is not available; use --device cpu")
-    dtype = _data_dtype(cfg.dtype)
     if model is None and any(r is not None for r in recipes):
         model = load_backbone(cfg.backbone, checkpoint=cfg.checkpoint, device=cfg.device, dtype=cfg.dtype, options=cfg.backbone_options)
     channels = getattr(model, "channels", None)
@@ -434,25 +456,61 @@ def evaluate(cfg: EvalConfig, *, model=None, images: torch.Tensor | None = None,
             raise ConfigError(f"backbone {cfg.backbone!r} works on {size}×{size} images, the data are {tuple(x_all.shape[-2:])}")
     task.build(tuple(x_all.shape[1:]), image_generators(cfg.seed, [cfg.offset], "operator"))  # shape/channel errors now
 
-    n, B = cfg.n, cfg.batch_size
-    index = [cfg.offset + i for i in range(n)]
-    gt_u8 = metrics.to_uint8(x_all).numpy()
-    outputs = {m.label: np.empty_like(gt_u8) for m in methods}
+    positions = list(range(rank, cfg.n, world))
+    rows, outputs, examples = _restore(cfg, task, noise, methods, recipes, model, x_all, names, positions, device, progress)
+    from .metrics import to_uint8
+
+    result = EvalResult(
+        config=cfg,
+        task=task,
+        noise=noise,
+        methods=[
+            {"label": m.label, "name": m.name, "overrides": dict(m.overrides), "recipe": None if r is None else repr(r)}
+            for m, r in zip(methods, recipes)
+        ],
+        indices=[cfg.offset + p for p in positions],
+        names=[names[p] for p in positions],
+        rows=rows,
+        aggregates={},
+        fid_floor=None,
+        notes=[],
+        environment=environment(device, model),
+        wall_seconds=0.0,
+        gt_u8=to_uint8(x_all[positions]).numpy(),
+        outputs_u8=outputs,
+        examples=examples,
+    )
+    _summarise(result, set_level=shard is None)
+    result.wall_seconds = time.perf_counter() - start
+    return result
+
+
+def _restore(cfg, task, noise, methods, recipes, model, x_all, names, positions, device, progress):  # noqa: ANN001
+    """Restore the images at ``positions`` with every method: rows, uint8 outputs, grid examples."""
+    from tqdm.auto import tqdm
+
+    from . import metrics
+
+    dtype = _data_dtype(cfg.dtype)
     rows: list[dict[str, Any]] = []
+    outputs = {m.label: np.empty((len(positions), *x_all.shape[1:]), dtype=np.uint8) for m in methods}
     examples: dict[str, list[torch.Tensor]] = {"x": [], "y": [], "pinv": []}
-    bar = tqdm(total=n * len(methods), unit="img", desc=f"eval {cfg.task}", disable=not progress, dynamic_ncols=True)
+    example_index: list[int] = []
+    bar = tqdm(total=len(positions) * len(methods), unit="img", desc=f"eval {cfg.task}", disable=not progress, dynamic_ncols=True)
     try:
-        for lo in range(0, n, B):
-            idx = index[lo : lo + B]
-            x = x_all[lo : lo + B].to(device=device, dtype=dtype)
+        for lo in range(0, len(positions), cfg.batch_size):
+            pos = positions[lo : lo + cfg.batch_size]
+            idx = [cfg.offset + p for p in pos]
+            x = x_all[pos].to(device=device, dtype=dtype)
             op = task.build(tuple(x.shape[1:]), image_generators(cfg.seed, idx, "operator")).to(device=device, dtype=dtype)
             y = Measurement(op, noise).sample(x, generator=image_generators(cfg.seed, idx, "noise", device))
-            keep = max(0, min(cfg.grid - lo, len(idx)))
+            keep = [j for j, p in enumerate(pos) if p < cfg.grid]
             if keep:  # per-sample operators (masks) take the whole batch
                 with torch.no_grad():
-                    examples["pinv"].append(op.pinv(y)[:keep].cpu())
-                examples["x"].append(x[:keep].cpu())
-                examples["y"].append(y[:keep].cpu())
+                    examples["pinv"].append(op.pinv(y)[keep].cpu())
+                examples["x"].append(x[keep].cpu())
+                examples["y"].append(y[keep].cpu())
+                example_index += [idx[j] for j in keep]
             for m, recipe in zip(methods, recipes):
                 bar.set_postfix_str(m.label)
                 _sync(device)
@@ -476,7 +534,7 @@ def evaluate(cfg: EvalConfig, *, model=None, images: torch.Tensor | None = None,
                     rows.append(
                         {
                             "index": i,
-                            "name": names[lo + j],
+                            "name": names[pos[j]],
                             "method": m.label,
                             "psnr": float(psnr[j]),
                             "ssim": float(ssim[j]),
@@ -489,31 +547,65 @@ def evaluate(cfg: EvalConfig, *, model=None, images: torch.Tensor | None = None,
                 bar.update(len(idx))
     finally:
         bar.close()
+    order = {m.label: k for k, m in enumerate(methods)}
+    rows.sort(key=lambda r: (order[r["method"]], r["index"]))
+    ex = {k: torch.cat(v) if v else torch.empty(0) for k, v in examples.items()}
+    ex["index"] = torch.tensor(example_index, dtype=torch.long)
+    return rows, outputs, ex
 
-    notes: list[str] = []
-    aggregates = {m.label: _aggregate([r for r in rows if r["method"] == m.label]) for m in methods}
-    fid_floor = _fid_columns(cfg, x_all, gt_u8, outputs, aggregates, notes)
-    _optional_metrics(gt_u8, outputs, aggregates, notes)
-    described = [
-        {"label": m.label, "name": m.name, "overrides": dict(m.overrides), "recipe": None if r is None else repr(r)}
-        for m, r in zip(methods, recipes)
-    ]
-    return EvalResult(
-        config=cfg,
-        task=task,
-        noise=noise,
-        methods=described,
-        names=list(names),
-        rows=rows,
-        aggregates=aggregates,
-        fid_floor=fid_floor,
-        notes=notes,
-        environment=environment(device, model),
-        wall_seconds=time.perf_counter() - start,
-        gt_u8=gt_u8,
-        outputs_u8=outputs,
-        examples={k: torch.cat(v) if v else torch.empty(0) for k, v in examples.items()},
+
+def merge_results(parts: Sequence[EvalResult]) -> EvalResult:
+    """Join the shards of one evaluation (:func:`evaluate` with ``shard=``) into the full result.
+
+    The rows, images and examples are put back in index order and the per-method and set-level
+    metrics (FID) are computed over the whole set: the same result as a single process.
+    """
+    if not parts:
+        raise InvalidInputError("merge_results needs at least one shard")
+    first = parts[0]
+
+    def same(cfg: EvalConfig) -> EvalConfig:
+        return attrs.evolve(cfg, device="-")  # each process may run on its own GPU
+
+    if any(same(p.config) != same(first.config) for p in parts):
+        raise InvalidInputError("the shards come from different evaluation configurations")
+    index = np.concatenate([np.asarray(p.indices, dtype=np.int64) for p in parts])
+    if len(set(index.tolist())) != len(index) or len(index) != first.config.n:
+        raise InvalidInputError(f"the shards hold images {sorted(index.tolist())[:8]}..., not each of the n = {first.config.n} once")
+    order = np.argsort(index, kind="stable")
+    labels = list(first.outputs_u8)
+    method_pos = {label: k for k, label in enumerate(labels)}
+    ex_index = torch.cat([p.examples["index"] for p in parts])
+    ex_order = torch.argsort(ex_index, stable=True)
+    examples = {k: torch.cat([p.examples[k] for p in parts if p.examples[k].numel()] or [torch.empty(0)])[ex_order] if k != "index" else ex_index[ex_order] for k in first.examples}
+    merged = attrs.evolve(
+        first,
+        indices=index[order].tolist(),
+        names=[n for p in parts for n in p.names],
+        rows=sorted((r for p in parts for r in p.rows), key=lambda r: (method_pos[r["method"]], r["index"])),
+        aggregates={},
+        fid_floor=None,
+        notes=[],
+        environment={**first.environment, "world_size": len(parts)},
+        wall_seconds=max(p.wall_seconds for p in parts),
+        gt_u8=np.concatenate([p.gt_u8 for p in parts])[order],
+        outputs_u8={label: np.concatenate([p.outputs_u8[label] for p in parts])[order] for label in labels},
+        examples=examples,
     )
+    merged.names = [merged.names[k] for k in order]
+    _summarise(merged, set_level=True)
+    return merged
+
+
+def _summarise(result: EvalResult, *, set_level: bool) -> None:
+    """Per-method means of the rows; with ``set_level``, FID (and the optional LPIPS/Inception FID)."""
+    result.aggregates = {m["label"]: _aggregate([r for r in result.rows if r["method"] == m["label"]]) for m in result.methods}
+    result.notes = []
+    if set_level:
+        result.fid_floor = _fid_columns(result.config, result.gt_u8, result.outputs_u8, result.aggregates, result.notes)
+        _optional_metrics(result.gt_u8, result.outputs_u8, result.aggregates, result.notes)
+    else:
+        result.notes.append("a shard: set-level metrics (FID) are computed by merge_results over all shards")
 
 
 def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -531,7 +623,7 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _fid_columns(cfg: EvalConfig, x_all: torch.Tensor, gt_u8: np.ndarray, outputs: dict[str, np.ndarray], aggregates: dict, notes: list[str]) -> float | None:
+def _fid_columns(cfg: EvalConfig, gt_u8: np.ndarray, outputs: dict[str, np.ndarray], aggregates: dict, notes: list[str]) -> float | None:
     """``fid_fashion`` of every method against the ground truth, and its train-vs-test floor."""
     from . import metrics
     from .data import to_unit_range
@@ -542,17 +634,18 @@ def _fid_columns(cfg: EvalConfig, x_all: torch.Tensor, gt_u8: np.ndarray, output
     if gt_u8.shape[0] < 2:
         notes.append("fid_fashion skipped: it needs at least 2 images")
         return None
-    gt = to_unit_range(gt_u8)
     try:
+        # fid_fashion(a, b) with the classifier loaded and the ground truth's features taken once
+        net = metrics.load_fashion_classifier()
+        ref = metrics.fashion_features(to_unit_range(gt_u8), net)
         for label, u8 in outputs.items():
-            aggregates[label]["fid_fashion"] = float(metrics.fid_fashion(to_unit_range(u8), gt))
+            aggregates[label]["fid_fashion"] = metrics.fid_from_features(metrics.fashion_features(to_unit_range(u8), net), ref)
         floor = None
         if cfg.dataset in FASHION_DATASETS:
-            other = "train" if cfg.dataset == "fashion-test" else "test"
             from .data import fashion_mnist
 
-            ref, _ = fashion_mnist(other, limit=gt_u8.shape[0])
-            floor = float(metrics.fid_fashion(ref, gt))
+            other, _ = fashion_mnist("train" if cfg.dataset == "fashion-test" else "test", limit=gt_u8.shape[0])
+            floor = metrics.fid_from_features(metrics.fashion_features(other, net), ref)
         else:
             notes.append("fid_fashion floor skipped: it is measured on Fashion-MNIST (train vs test) only")
     except InvkitError as exc:  # e.g. the classifier weights are not installed
@@ -691,6 +784,8 @@ def _noise_text(noise: Noise) -> str:
         return f"Gaussian sigma {noise.sigma:g} ([-1, 1] units)"
     if isinstance(noise, JPEG):
         return f"JPEG quality {noise.quality}"
+    if isinstance(noise, UniformGaussian):
+        return f"Gaussian, sigma ~ U[0, {noise.sigma_max:g}] per image ([-1, 1] units)"
     return repr(noise)
 
 
@@ -777,20 +872,21 @@ def grid_columns(result: EvalResult) -> tuple[list[tuple[str, torch.Tensor | Non
     from .data import to_unit_range
 
     ex = result.examples
-    k = ex["x"].shape[0]
+    shown = ex["index"].tolist()
+    at = {i: k for k, i in enumerate(result.indices)}
+    rows = [at[i] for i in shown]
     cols: list[tuple[str, torch.Tensor | None]] = [
         ("ground truth", ex["x"]),
         ("y", display_measurement(ex["y"], ex["x"].shape)),
         ("A+y", ex["pinv"]),
     ]
     psnr = {(r["method"], r["index"]): r["psnr"] for r in result.rows}
-    first = [result.config.offset + i for i in range(k)]
-    captions = {"A+y": [f"{psnr[('input', i)]:.1f} dB" if ("input", i) in psnr else "" for i in first]}
+    captions = {"A+y": [f"{psnr[('input', i)]:.1f} dB" if ("input", i) in psnr else "" for i in shown]}
     for m in result.methods:
         if m["name"] == "input":
             continue
-        cols.append((m["label"], to_unit_range(result.outputs_u8[m["label"]][:k])))
-        captions[m["label"]] = [f"{psnr[(m['label'], i)]:.1f} dB" for i in first]
+        cols.append((m["label"], to_unit_range(result.outputs_u8[m["label"]][rows])))
+        captions[m["label"]] = [f"{psnr[(m['label'], i)]:.1f} dB" for i in shown]
     return cols, captions
 
 
@@ -847,7 +943,7 @@ def write_outputs(
     path = out / "table.md"
     path.write_text(markdown_table(result))
     written.append(path)
-    if result.examples["x"].shape[0]:
+    if result.examples["index"].numel():
         cols, captions = grid_columns(result)
         path = out / "grid.png"
         image_grid(cols, captions=captions).save(path)

@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "demo") -> None:
     parser.add_argument("--task", default="sr4", help=f"one of: {', '.join(t for t, v in ev.TASKS.items() if not v.rgb)} (default: sr4)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # development only: a random-weight small DDPM instead of fashion32
     parser.add_argument("--random-backbone", action="store_true", help=argparse.SUPPRESS)
@@ -48,6 +49,9 @@ def demo_backbone(device: str, random: bool = False):
 
 
 def run(args: argparse.Namespace) -> int:
+    from .eval import set_threads
+
+    set_threads(args.threads)
     cfg = ev.EvalConfig(
         task=args.task, methods=DEMO_METHODS, backbone="fashion32", dataset="fashion-test",
         n=8, offset=0, seed=args.seed, batch_size=8, device=args.device, grid=8,

@@ -193,8 +193,9 @@ class DDPMTrainer:
         abar = self.schedule.abar_tensor(torch.float64, self.device)
         self._sqrt_abar = abar.sqrt().float()
         self._sqrt_1m_abar = (1 - abar).sqrt().float()
-        # both nets are built from the same generator draw-free init, then EMA copies the net
-        with torch.random.fork_rng(devices=[]):
+        # torch's initialisers draw from the global RNG: seed it inside a fork (all devices, since
+        # manual_seed reseeds CUDA too) so the caller's global state is left as it was
+        with torch.random.fork_rng():
             torch.manual_seed(config.seed)
             self.net = net_factory(config.net_kwargs()).to(self.device)
         self.ema = copy.deepcopy(self.net).requires_grad_(False)
@@ -232,7 +233,7 @@ class DDPMTrainer:
         if c.dropout > 0:
             # dropout draws from torch's global RNG: seed it from our generator inside a fork
             seed = int(torch.randint(2**62, (1,), generator=self.generator, device=self.device).item())
-            with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
+            with torch.random.fork_rng():
                 torch.manual_seed(seed)
                 loss = (self.net(x_t, t) - eps).pow(2).mean()
                 self.opt.zero_grad(set_to_none=True)
@@ -418,7 +419,7 @@ def train_classifier(
 
     device = torch.device(device)
     g = torch.Generator(device).manual_seed(config.seed)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         net = FashionClassifier().to(device)
     images, labels = images.to(device), labels.to(device)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 import numpy as np
@@ -24,7 +24,7 @@ import torch
 from invkit.errors import ConfigError
 from invkit.operator import Operator, SVDView, check_tensor
 
-__all__ = ["Factor", "Separable", "kron_view", "matmul_view", "cast", "int_param", "float_param"]
+__all__ = ["Factor", "Separable", "kron_view", "matmul_view", "cached", "cast", "int_param", "float_param"]
 
 
 @attrs.frozen(eq=False)
@@ -67,7 +67,23 @@ class Factor:
         return self.M.shape[0]
 
 
-@functools.lru_cache(maxsize=64)
+def cached(maxsize: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``functools.lru_cache`` whose results are ordinary tensors even when first computed inside
+    :func:`torch.inference_mode` (recipes run there); DPS later differentiates through ``A``, and
+    autograd cannot save inference tensors for backward."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.lru_cache(maxsize=maxsize)
+        @functools.wraps(fn)
+        def wrapper(*args: Any) -> Any:
+            return fn(*args)
+
+        return wrapper
+
+    return decorate
+
+
+@cached(64)
 def cast(factor: Factor, dtype: torch.dtype, device: torch.device) -> Factor:
     """``factor`` with every matrix in ``dtype`` on ``device`` (cached: a hot loop pays nothing)."""
     return Factor(*(getattr(factor, f.name).to(device=device, dtype=dtype) for f in attrs.fields(Factor)))

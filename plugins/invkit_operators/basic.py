@@ -99,7 +99,8 @@ class Matrix(Operator):
         key = (name, like.dtype, like.device)
         t = self._cache.get(key)
         if t is None:
-            t = self._cache[key] = getattr(self, name).to(device=like.device, dtype=like.dtype)
+            with torch.inference_mode(False):  # cached for later autograd use too (DPS)
+                t = self._cache[key] = getattr(self, name).to(device=like.device, dtype=like.dtype)
         return t
 
     def _flat_x(self, x: torch.Tensor) -> torch.Tensor:

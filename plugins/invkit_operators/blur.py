@@ -3,7 +3,6 @@ circular convolution with any kernel by FFT."""
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -12,7 +11,7 @@ import torch
 from invkit.errors import ConfigError, InvalidDTypeError, InvalidInputError
 from invkit.operator import Operator, SVDView, check_tensor
 
-from ._kron import Factor, Separable, cast, float_param, int_param, kron_view, real_dtype
+from ._kron import Factor, Separable, cached, cast, float_param, int_param, kron_view, real_dtype
 
 __all__ = ["DeblurGauss", "DeblurGaussDDRM", "BlurFFT", "gaussian_taps", "DDRM_ZERO"]
 
@@ -34,7 +33,7 @@ def _odd_kernel_size(op: str, kernel_size: object, minimum: int) -> int:
     return k
 
 
-@functools.lru_cache(maxsize=32)
+@cached(32)
 def _gauss_factor(kernel_size: int, sigma: float, rcond: float, n: int) -> Factor:
     w = gaussian_taps(kernel_size, sigma)
     r = kernel_size // 2
@@ -75,7 +74,7 @@ class DeblurGauss(Separable):
         return f"kernel_size={self.kernel_size}, sigma={self.sigma:g}, rcond={self.rcond:g}"
 
 
-@functools.lru_cache(maxsize=32)
+@cached(32)
 def _ddrm_factor(kernel_size: int, sigma: float, n: int) -> Factor:
     w = gaussian_taps(kernel_size, sigma)
     r = kernel_size // 2
@@ -85,7 +84,7 @@ def _ddrm_factor(kernel_size: int, sigma: float, n: int) -> Factor:
     return Factor.from_matrix(M, zero=DDRM_ZERO)
 
 
-@functools.lru_cache(maxsize=32)
+@cached(32)
 def _ddrm_singulars(kernel_size: int, sigma: float, C: int, H: int, W: int) -> torch.Tensor:
     fh, fw = _ddrm_factor(kernel_size, sigma, H), _ddrm_factor(kernel_size, sigma, W)
     s = (fh.s[:, None] * fw.s[None, :]).reshape(-1)
@@ -98,7 +97,7 @@ def _ddrm_singulars(kernel_size: int, sigma: float, C: int, H: int, W: int) -> t
     return s_sorted[(C * rank[None, :] + c) % N].reshape(C, H, W)
 
 
-@functools.lru_cache(maxsize=64)
+@cached(64)
 def _cast_tensor(t: torch.Tensor, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return t.to(device=device, dtype=dtype)
 
@@ -163,7 +162,7 @@ class DeblurGaussDDRM(Operator):
         return f"kernel_size={self.kernel_size}, sigma={self.sigma:g}, channels={self.channels}"
 
 
-@functools.lru_cache(maxsize=32)
+@cached(32)
 def _fft_response(kernel: torch.Tensor, rcond: float, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The truncated transfer function and its pseudo-inverse on the ``rfft2`` grid (complex128)."""
     kh, kw = kernel.shape

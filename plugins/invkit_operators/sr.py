@@ -2,7 +2,6 @@ r"""Super-resolution operators: average pooling and MATLAB-style antialiased bic
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import torch
@@ -10,7 +9,7 @@ import torch.nn.functional as F
 
 from invkit.errors import InvalidInputError
 
-from ._kron import Factor, Separable, int_param
+from ._kron import Factor, Separable, cached, int_param
 
 __all__ = ["SRAvgPool", "SRBicubic", "keys_cubic", "bicubic_matrix", "avgpool_matrix"]
 
@@ -44,7 +43,7 @@ def avgpool_matrix(n: int, scale: int) -> np.ndarray:
     return np.kron(np.eye(n // scale), np.full((1, scale), 1.0 / scale))
 
 
-@functools.lru_cache(maxsize=32)
+@cached(32)
 def _avgpool_factor(scale: int, n: int) -> Factor:
     return Factor.from_matrix(avgpool_matrix(n, scale))
 
@@ -113,7 +112,7 @@ def bicubic_matrix(n: int, scale: int) -> np.ndarray:
     return M
 
 
-@functools.lru_cache(maxsize=32)
+@cached(32)
 def _bicubic_factor(scale: int, n: int) -> Factor:
     return Factor.from_matrix(bicubic_matrix(n, scale), zero=BICUBIC_ZERO)
 

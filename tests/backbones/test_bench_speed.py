@@ -44,6 +44,7 @@ def test_measure_without_recipe_and_bad_input():
                 dtype="fp32", device="cpu", repeats=1, warmup=0)
 
 
+@pytest.mark.slow  # bf16 autocast on a CPU is slow
 def test_gpu_check_script_runs_on_a_tiny_cpu_config(monkeypatch, tmp_path, capsys):
     tiny8 = dict(parse_sets(TINY[1::2]), resolution=8, attn_resolutions=(4,))
     monkeypatch.setattr(gpu_check, "BACKBONES", {"ddpm": ("none.ckpt", tiny8)})

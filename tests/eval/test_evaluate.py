@@ -114,3 +114,26 @@ def test_bad_configurations_are_typed_errors(kw, error):
 def test_backbone_and_data_must_agree():
     with pytest.raises(ConfigError, match="channel"):
         ev.evaluate(_cfg(n=2), model=tiny_backbone(channels=3, dtype=torch.float64), images=_images())
+
+
+def test_merged_shards_equal_a_single_process_run():
+    model, x = tiny_backbone(dtype=torch.float64), _images()
+    full = ev.evaluate(_cfg(grid=3), model=model, images=x)
+    parts = [ev.evaluate(_cfg(grid=3, batch_size=2), model=model, images=x, shard=(r, 3)) for r in (2, 0, 1)]
+    assert sorted(i for p in parts for i in p.indices) == list(range(5))
+    merged = ev.merge_results(parts)
+    assert merged.indices == full.indices and merged.names == full.names
+    assert [(r["method"], r["index"]) for r in merged.rows] == [(r["method"], r["index"]) for r in full.rows]
+    for a, b in zip(merged.rows, full.rows):
+        for key in ("psnr", "ssim", "consistency", "nfe"):
+            assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12)
+    assert np.array_equal(merged.gt_u8, full.gt_u8)
+    for label in full.outputs_u8:
+        assert np.array_equal(merged.outputs_u8[label], full.outputs_u8[label])
+        assert merged.aggregates[label]["psnr"] == pytest.approx(full.aggregates[label]["psnr"])
+    for key in ("x", "y", "pinv", "index"):
+        assert torch.allclose(merged.examples[key].double(), full.examples[key].double())
+    with pytest.raises(InvalidInputError):
+        ev.merge_results(parts[:2])  # an image is missing
+    with pytest.raises(ConfigError):
+        ev.evaluate(_cfg(), model=model, images=x, shard=(3, 3))

@@ -69,9 +69,11 @@ def test_resume_is_bit_identical_and_export_loads_strictly(tmp_path: Path, fake_
 def test_training_reduces_the_loss(tmp_path: Path, fake_fashion: Path) -> None:
     images, _ = fashion_mnist("train", root=fake_fashion)
     config = DDPMTrainConfig(steps=0, batch_size=8, lr=2e-3, warmup=0, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=())
+    before = torch.random.get_rng_state()
     trainer = DDPMTrainer(config, images, tmp_path)
     losses = [trainer.train_step() for _ in range(12)]
     assert sum(losses[-4:]) < sum(losses[:4])
+    assert torch.equal(torch.random.get_rng_state(), before), "training touched torch's global RNG"
 
 
 def test_resume_refuses_architecture_change_and_missing_checkpoint(tmp_path: Path, fake_fashion: Path) -> None:

@@ -107,11 +107,11 @@ def test_chunked_slices_equal_one_pass():
 def test_noise_floor_is_the_sw_of_two_exact_sample_sets():
     mix = GaussianMixture([1.0, 1.0], [[-3.0, 0.0], [3.0, 0.0]])
     g1, g2 = _gen(14), _gen(14)
-    floor = noise_floor(mix, 400, generator=g1)
+    floor = noise_floor(mix, 400, n_slices=200, generator=g1)
     X, Y = mix.sample(400, generator=g2), mix.sample(400, generator=g2)
-    assert floor == sliced_wasserstein(X, Y)
+    assert floor == sliced_wasserstein(X, Y, n_slices=200)
     # it shrinks with the sample size (roughly as 1/√n)
-    big = noise_floor(mix, 6400, generator=_gen(15))
+    big = noise_floor(mix, 6400, n_slices=200, generator=_gen(15))
     assert big < floor / 2
 
 

@@ -214,6 +214,43 @@ def test_dtype_invariance(name, seed, batch):
         assert_close(single.double(), double, DTYPE_TOL, 1e-3 * norm(arg), f"{method.__name__} float32 ≈ float64")
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_autograd_through_A_after_inference_mode(name):
+    """Recipes call operators under torch.inference_mode (filling any caches there); DPS then
+    differentiates ‖y − A x‖² through A: ∇ = 2 Aᵀ(A x − y)."""
+    for seed in range(2):
+        op, in_shape = build(name, seed)
+        g = torch.Generator().manual_seed(seed)
+        x = randn((2,) + in_shape, g)
+        with torch.inference_mode():  # the operator's first calls
+            y_shape = op.A(x).shape
+            op.pinv(op.A(x))
+        y = randn(y_shape, g)
+        x.requires_grad_(True)
+        loss = (op.A(x) - y).square().sum()
+        (grad,) = torch.autograd.grad(loss, x)
+        with torch.no_grad():
+            expected = 2 * op.AT(op.A(x) - y)
+        assert_close(grad, expected, CLOSED_FORM_TOL, 1e-3 * norm(x.detach()), "autograd gradient = 2 Aᵀ(A x − y)")
+
+
+def test_an_operator_registered_without_example_fails_the_suite():
+    from invkit import hookimpl
+    from invkit.plugins import register_plugin, unregister_plugin
+
+    class NoExample:
+        @hookimpl
+        def invkit_register_operators(self, register):
+            register("no_example_op", lambda: None, description="registered without an example")
+
+    register_plugin(NoExample(), name="no_example")
+    try:
+        with pytest.raises(pytest.fail.Exception, match=r"'no_example_op' \(plugin 'no_example'\) was registered without example"):
+            build("no_example_op", 0)
+    finally:
+        unregister_plugin("no_example")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", NAMES)
 def test_cuda_matches_cpu(name):
