@@ -1,13 +1,14 @@
 r"""Evaluating recipes on a dataset: the library behind ``invkit eval`` and ``invkit demo``.
 
 An evaluation restores ``n`` images of a dataset under one :class:`Task` (a registered operator,
-plus measurement noise) with a list of methods — registered recipe presets, or ``input``, the
-A⁺y baseline that makes no network call — and reports
+plus measurement noise) with a list of methods — registered recipe presets, or the baselines
+``input`` (A⁺y) and ``y`` that make no network call — and reports
 
-- per image and method: PSNR and SSIM on the uint8-quantised images (x·0.5 + 0.5, ×255, clip,
-  **truncate**, as SSD's ``tensor2img``; the metric functions are :mod:`invkit.metrics`'), the
-  consistency ‖A x̂ − y‖₂ of the float output, the seconds per image (batch time / batch size)
-  and the number of network calls the recipe really made;
+- per image and method: PSNR and SSIM (:mod:`invkit.metrics`) between the restoration quantised
+  as SSD saved it (x·0.5 + 0.5, ×255, clip, **truncate**: ``tensor2img``) and the ground
+  truth's own uint8 pixels (:func:`ground_truth_uint8`), the consistency ‖A x̂ − y‖₂ of the
+  float output, the seconds per image (batch time / batch size) and the number of network calls
+  the recipe really made;
 - per method over the set: the means, and the Fréchet distance between the restorations' and the
   ground truth's features (``invkit.metrics.fid_fashion``, the Fashion-MNIST classifier shipped
   with fashion32), next to its floor (n training images vs the n ground-truth images). LPIPS
@@ -29,7 +30,6 @@ import hashlib
 import json
 import math
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -43,6 +43,7 @@ from .noise import JPEG, Gaussian, Measurement, NoNoise, Noise, UniformGaussian
 from .operator import Operator
 
 __all__ = [
+    "BASELINES",
     "STREAMS",
     "TASKS",
     "Task",
@@ -57,6 +58,7 @@ __all__ = [
     "load_images",
     "load_backbone",
     "evaluate",
+    "ground_truth_uint8",
     "merge_results",
     "write_outputs",
     "markdown_table",
@@ -218,9 +220,15 @@ def make_noise(task: Task, sigma: float | None = None, jpeg: int | None = None, 
 # methods
 
 
+#: the methods that make no network call: x̂ = A⁺y, or x̂ = y
+BASELINES = ("input", "y")
+
+
 @attrs.frozen
 class Method:
-    """A method to evaluate: ``input`` (x̂ = A⁺y) or a registered recipe preset with overrides.
+    """A method to evaluate: a registered recipe preset with overrides, or a baseline with no
+    network call: ``input`` (x̂ = A⁺y) or ``y`` (x̂ = y, for operators whose y has the image's
+    shape: the paper's "NFE 0" deblurring row).
 
     Written ``name`` or ``name:key=value,key=value`` (values are Python literals), e.g.
     ``ssd-30``, ``ssd:inversion_steps=3,generation_steps=17``, ``ddrm-30:eta=0.5``.
@@ -231,18 +239,18 @@ class Method:
     overrides: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     @property
-    def is_input(self) -> bool:
-        return self.name == "input"
+    def is_baseline(self) -> bool:
+        return self.name in BASELINES
 
     def build(self, task: Task, noise: Noise):
-        """The :class:`~invkit.Recipe` for ``task`` (``None`` for ``input``).
+        """The :class:`~invkit.Recipe` for ``task`` (``None`` for a baseline).
 
         With Gaussian noise of known σ, a preset whose guidance has a ``sigma_y`` knob (DDNM+,
         DDRM) is told σ, unless the overrides set ``sigma_y`` themselves.
         """
-        if self.is_input:
+        if self.is_baseline:
             if self.overrides:
-                raise ConfigError("the 'input' baseline (A⁺y) takes no options")
+                raise ConfigError(f"the {self.name!r} baseline takes no options")
             return None
         from .plugins import recipes_registry
 
@@ -454,11 +462,16 @@ def evaluate(
             raise ConfigError(f"backbone {cfg.backbone!r} works on {channels}-channel images, the data have {x_all.shape[1]}")
         if size is not None and tuple(x_all.shape[-2:]) != (size, size):
             raise ConfigError(f"backbone {cfg.backbone!r} works on {size}×{size} images, the data are {tuple(x_all.shape[-2:])}")
-    task.build(tuple(x_all.shape[1:]), image_generators(cfg.seed, [cfg.offset], "operator"))  # shape/channel errors now
+    # shape and channel errors now, not after an hour of work
+    probe = task.build(tuple(x_all.shape[1:]), image_generators(cfg.seed, [cfg.offset], "operator"))
+    if "y" in [m.name for m in methods]:
+        y_shape = tuple(probe.A(torch.zeros((1, *x_all.shape[1:]))).shape[1:])
+        if y_shape != tuple(x_all.shape[1:]):
+            raise ConfigError(f"the 'y' baseline needs y shaped like the image; task {task.name!r} gives y of shape {y_shape}")
 
     positions = list(range(rank, cfg.n, world))
-    rows, outputs, examples = _restore(cfg, task, noise, methods, recipes, model, x_all, names, positions, device, progress)
-    from .metrics import to_uint8
+    gt_u8 = ground_truth_uint8(x_all[positions])
+    rows, outputs, examples = _restore(cfg, task, noise, methods, recipes, model, x_all, gt_u8, names, positions, device, progress)
 
     result = EvalResult(
         config=cfg,
@@ -476,7 +489,7 @@ def evaluate(
         notes=[],
         environment=environment(device, model),
         wall_seconds=0.0,
-        gt_u8=to_uint8(x_all[positions]).numpy(),
+        gt_u8=gt_u8.numpy(),
         outputs_u8=outputs,
         examples=examples,
     )
@@ -485,11 +498,23 @@ def evaluate(
     return result
 
 
-def _restore(cfg, task, noise, methods, recipes, model, x_all, names, positions, device, progress):  # noqa: ANN001
+def ground_truth_uint8(x: torch.Tensor) -> torch.Tensor:
+    """The ground truth's own uint8 pixels: ``round((x + 1)·127.5)``.
+
+    Dataset images are ``2u/255 − 1`` of their file's pixels ``u``; rounding recovers ``u``
+    exactly, whereas truncation (how SSD saves *restorations*) turns ``u`` into ``u − 1`` for
+    about one value in five through float round-off. Metrics compare the truncated restoration
+    with these pixels, as the paper compared saved PNGs with the dataset's files.
+    """
+    return ((x.detach().cpu().double() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def _restore(cfg, task, noise, methods, recipes, model, x_all, gt_u8, names, positions, device, progress):  # noqa: ANN001
     """Restore the images at ``positions`` with every method: rows, uint8 outputs, grid examples."""
     from tqdm.auto import tqdm
 
     from . import metrics
+    from .data import to_unit_range
 
     dtype = _data_dtype(cfg.dtype)
     rows: list[dict[str, Any]] = []
@@ -502,6 +527,7 @@ def _restore(cfg, task, noise, methods, recipes, model, x_all, names, positions,
             pos = positions[lo : lo + cfg.batch_size]
             idx = [cfg.offset + p for p in pos]
             x = x_all[pos].to(device=device, dtype=dtype)
+            gt = to_unit_range(gt_u8[lo : lo + len(pos)], torch.float64)
             op = task.build(tuple(x.shape[1:]), image_generators(cfg.seed, idx, "operator")).to(device=device, dtype=dtype)
             y = Measurement(op, noise).sample(x, generator=image_generators(cfg.seed, idx, "noise", device))
             keep = [j for j, p in enumerate(pos) if p < cfg.grid]
@@ -517,7 +543,7 @@ def _restore(cfg, task, noise, methods, recipes, model, x_all, names, positions,
                 t = time.perf_counter()
                 if recipe is None:
                     with torch.no_grad():
-                        x_hat = op.pinv(y)
+                        x_hat = y.clone() if m.name == "y" else op.pinv(y)
                     nfe = 0
                 else:
                     res = recipe.run(model, y, op, generator=image_generators(cfg.seed, idx, "recipe", device), return_info=True)
@@ -525,11 +551,13 @@ def _restore(cfg, task, noise, methods, recipes, model, x_all, names, positions,
                 _sync(device)
                 seconds = (time.perf_counter() - t) / len(idx)
                 x_hat = x_hat.detach()
+                u8 = metrics.to_uint8(x_hat.cpu())
+                outputs[m.label][lo : lo + len(idx)] = u8.numpy()
                 with torch.no_grad():
                     cons = metrics.consistency(op, x_hat, y).tolist()
-                    psnr = metrics.psnr(x_hat, x).tolist()
-                    ssim = metrics.ssim(x_hat, x).tolist()
-                outputs[m.label][lo : lo + len(idx)] = metrics.to_uint8(x_hat.cpu()).numpy()
+                    # on the uint8 images: already quantised, so no second quantisation
+                    psnr = metrics.psnr(to_unit_range(u8, torch.float64), gt, quantize=False).tolist()
+                    ssim = metrics.ssim(to_unit_range(u8, torch.float64), gt, quantize=False).tolist()
                 for j, i in enumerate(idx):
                     rows.append(
                         {
@@ -577,11 +605,15 @@ def merge_results(parts: Sequence[EvalResult]) -> EvalResult:
     method_pos = {label: k for k, label in enumerate(labels)}
     ex_index = torch.cat([p.examples["index"] for p in parts])
     ex_order = torch.argsort(ex_index, stable=True)
-    examples = {k: torch.cat([p.examples[k] for p in parts if p.examples[k].numel()] or [torch.empty(0)])[ex_order] if k != "index" else ex_index[ex_order] for k in first.examples}
+    examples = {"index": ex_index[ex_order]}
+    for k in ("x", "y", "pinv"):
+        shown = [p.examples[k] for p in parts if p.examples["index"].numel()]
+        examples[k] = torch.cat(shown)[ex_order] if shown else torch.empty(0)
+    names = [n for p in parts for n in p.names]
     merged = attrs.evolve(
         first,
         indices=index[order].tolist(),
-        names=[n for p in parts for n in p.names],
+        names=[names[k] for k in order],
         rows=sorted((r for p in parts for r in p.rows), key=lambda r: (method_pos[r["method"]], r["index"])),
         aggregates={},
         fid_floor=None,
@@ -592,7 +624,6 @@ def merge_results(parts: Sequence[EvalResult]) -> EvalResult:
         outputs_u8={label: np.concatenate([p.outputs_u8[label] for p in parts])[order] for label in labels},
         examples=examples,
     )
-    merged.names = [merged.names[k] for k in order]
     _summarise(merged, set_level=True)
     return merged
 
@@ -796,7 +827,7 @@ def _to_pil_tile(x: torch.Tensor | None, h: int, w: int, scale: int):
 
     if x is None:
         return Image.new("RGB", (w * scale, h * scale), (200, 200, 200))
-    u8 = metrics.to_uint8(x.detach().cpu().float()).numpy()
+    u8 = x.numpy() if x.dtype == torch.uint8 else metrics.to_uint8(x.detach().cpu().float()).numpy()
     img = Image.fromarray(u8[0], "L").convert("RGB") if u8.shape[0] == 1 else Image.fromarray(u8.transpose(1, 2, 0), "RGB")
     return img.resize((w * scale, h * scale), Image.NEAREST)
 
@@ -815,11 +846,12 @@ def display_measurement(y: torch.Tensor, shape: Sequence[int]) -> torch.Tensor |
 
 
 def image_grid(columns: Sequence[tuple[str, torch.Tensor | None]], *, captions: Mapping[str, Sequence[str]] | None = None, min_tile: int = 96):
-    """A labelled grid (PIL image): one column per ``(title, images (N, C, H, W) in [-1, 1])``.
+    """A labelled grid (PIL image): one column per ``(title, images (N, C, H, W))``.
 
-    Images are quantised like the metrics (truncation) and magnified by an integer factor with
-    nearest neighbour so a tile is at least ``min_tile`` pixels; ``None`` gives blank tiles.
-    ``captions[title][i]`` is written under the tile of image ``i``.
+    Float images in [-1, 1] are quantised like restorations (truncation), uint8 images are shown
+    as they are; tiles are magnified by an integer factor with nearest neighbour so they are at
+    least ``min_tile`` pixels; ``None`` gives blank tiles. ``captions[title][i]`` is written
+    under the tile of image ``i``.
     """
     from PIL import Image, ImageDraw, ImageFont
 
@@ -869,14 +901,12 @@ def grid_columns(result: EvalResult) -> tuple[list[tuple[str, torch.Tensor | Non
 
     (Titles are plain ASCII: Pillow's default font has no superscript plus.)
     """
-    from .data import to_unit_range
-
     ex = result.examples
     shown = ex["index"].tolist()
     at = {i: k for k, i in enumerate(result.indices)}
     rows = [at[i] for i in shown]
     cols: list[tuple[str, torch.Tensor | None]] = [
-        ("ground truth", ex["x"]),
+        ("ground truth", torch.from_numpy(result.gt_u8[rows])),
         ("y", display_measurement(ex["y"], ex["x"].shape)),
         ("A+y", ex["pinv"]),
     ]
@@ -885,7 +915,7 @@ def grid_columns(result: EvalResult) -> tuple[list[tuple[str, torch.Tensor | Non
     for m in result.methods:
         if m["name"] == "input":
             continue
-        cols.append((m["label"], to_unit_range(result.outputs_u8[m["label"]][rows])))
+        cols.append((m["label"], torch.from_numpy(result.outputs_u8[m["label"]][rows])))
         captions[m["label"]] = [f"{psnr[(m['label'], i)]:.1f} dB" for i in shown]
     return cols, captions
 

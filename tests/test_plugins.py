@@ -50,7 +50,8 @@ def throwaway():
 
 def test_duplicate_name_names_both_plugins(throwaway):
     throwaway("my_ops", "sr_bicubic")
-    with pytest.raises(PluginError, match=r"'sr_bicubic' is registered twice: by plugin 'operators' and by plugin 'my_ops'"):
+    message = r"'sr_bicubic' is registered twice: by plugin 'operators' and by plugin 'my_ops'"
+    with pytest.raises(PluginError, match=message):
         operators_registry.specs()
 
 
@@ -114,7 +115,8 @@ def test_builtin_operators_come_from_the_operators_plugin():
 
 
 def test_bad_factory_parameters_raise_config_error_listing_accepted_params():
-    with pytest.raises(ConfigError, match=r"operator 'sr_avgpool': .*unexpected keyword argument 'sigma'; it accepts \(scale"):
+    message = r"operator 'sr_avgpool': .*unexpected keyword argument 'sigma'; it accepts \(scale"
+    with pytest.raises(ConfigError, match=message):
         invkit.operator("sr_avgpool", sigma=2)
     with pytest.raises(ConfigError, match=r"missing a required argument: 'kernel'; it accepts \(kernel\b.*rcond"):
         invkit.operator("blur_fft")

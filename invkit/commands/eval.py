@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "eval") -> None:
                        help="Gaussian noise with sigma ~ U[0, SMAX] per image (SSD+'s protocol, SMAX 0.2)")
     noise.add_argument("--noise-jpeg", type=int, metavar="Q", help="JPEG-compress the measurement at quality Q")
     parser.add_argument("--recipes", nargs="+", default=["input", "ssd-30", "ddnm-30", "ddrm-30"], metavar="METHOD",
-                        help="recipe presets, 'name:key=value,...' overrides, or 'input' (A+y, NFE 0) "
-                        "(default: input ssd-30 ddnm-30 ddrm-30)")
+                        help="recipe presets, 'name:key=value,...' overrides, 'input' (A+y, NFE 0) or 'y' "
+                        "(y itself) (default: input ssd-30 ddnm-30 ddrm-30)")
     # --num-images: under torchrun, whose own parser rejects the abbreviation-like --n
     parser.add_argument("--n", "--num-images", dest="n", type=int, default=100,
                         help="number of images (default: 100; the paper used 1000)")

@@ -129,25 +129,30 @@ def _colorization_sr_example(rng: np.random.Generator) -> Example:
     return colorization_sr(f, weights), (C, f * _size(rng, 1, 4), f * _size(rng, 1, 4))
 
 
+#: name -> (factory, example, one-line description)
+BUILTIN = {
+    "sr_avgpool": (SRAvgPool, _sr_avgpool_example,
+                   "average pooling by `scale`; A⁺ = nearest replication (DDRM sr, DDNM, SSD+)"),
+    "sr_bicubic": (SRBicubic, _sr_bicubic_example,
+                   "MATLAB antialiased bicubic downsampling by `scale` (DDRM/DDNM/SSD/DPS); Kronecker A⁺"),
+    "colorization": (Colorization, _colorization_example,
+                     "gray = (0.3333, 0.3334, 0.3333)·RGB per pixel (weights='exact': 1/3); A⁺ = a·gray/‖a‖²"),
+    "inpainting": (Inpainting, _inpainting_example,
+                   "multiply by a fixed binary `mask` (1 = keep), shared or per sample; A = A⁺"),
+    "deblur_gauss": (DeblurGauss, _deblur_gauss_example,
+                     "separable Gaussian blur (`kernel_size`, `sigma`), zero boundary, 1-D SVD cut at `rcond`"),
+    "deblur_gauss_ddrm": (DeblurGaussDDRM, _deblur_gauss_ddrm_example,
+                          "the scrambled 'deblur' operator of DDRM/DDNM/SSD (not a blur), for their numbers"),
+    "blur_fft": (BlurFFT, _blur_fft_example,
+                 "circular convolution with any centred 2-D `kernel` by FFT; A⁺ on |K̂| ≥ rcond·max"),
+    "denoise": (Denoise, _denoise_example, "identity on any (B, ...) tensor (the noise is separate)"),
+    "matrix": (Matrix, _matrix_example, "dense (m × n) matrix `M` on flattened inputs, SVD pseudo-inverse"),
+    "colorization_sr": (colorization_sr, _colorization_sr_example,
+                        "colorization then average pooling by `scale` (a composition, exact product A⁺)"),
+}
+
+
 @hookimpl
 def invkit_register_operators(register):  # type: ignore[no-untyped-def]
-    register("sr_avgpool", SRAvgPool, example=_sr_avgpool_example,
-             description="average pooling by `scale`; A⁺ = nearest replication (DDRM sr, DDNM, SSD+)")
-    register("sr_bicubic", SRBicubic, example=_sr_bicubic_example,
-             description="MATLAB antialiased bicubic downsampling by `scale` (DDRM/DDNM/SSD/DPS), exact Kronecker A⁺")
-    register("colorization", Colorization, example=_colorization_example,
-             description="gray = (0.3333, 0.3334, 0.3333)·RGB per pixel (weights='exact' for 1/3); A⁺ copies gray/‖a‖²")
-    register("inpainting", Inpainting, example=_inpainting_example,
-             description="multiply by a fixed binary `mask` (1 = keep), shared or per sample; A = A⁺")
-    register("deblur_gauss", DeblurGauss, example=_deblur_gauss_example,
-             description="separable Gaussian blur (`kernel_size`, `sigma`), zero boundary, 1-D SVD truncated at `rcond`")
-    register("deblur_gauss_ddrm", DeblurGaussDDRM, example=_deblur_gauss_ddrm_example,
-             description="the scrambled 'deblur' operator of DDRM/DDNM/SSD (not a blur), to reproduce their numbers")
-    register("blur_fft", BlurFFT, example=_blur_fft_example,
-             description="circular convolution with any centred 2-D `kernel` by FFT; A⁺ on |K̂| ≥ rcond·max")
-    register("denoise", Denoise, example=_denoise_example,
-             description="identity on any (B, ...) tensor (the noise is separate)")
-    register("matrix", Matrix, example=_matrix_example,
-             description="dense (m × n) matrix `M` on flattened inputs, SVD pseudo-inverse")
-    register("colorization_sr", colorization_sr, example=_colorization_sr_example,
-             description="colorization then average pooling by `scale` (a composition with exact product A⁺)")
+    for name, (factory, example, description) in BUILTIN.items():
+        register(name, factory, description=description, example=example)

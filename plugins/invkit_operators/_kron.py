@@ -76,7 +76,8 @@ def cached(maxsize: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         @functools.lru_cache(maxsize=maxsize)
         @functools.wraps(fn)
         def wrapper(*args: Any) -> Any:
-            return fn(*args)
+            with torch.inference_mode(False):
+                return fn(*args)
 
         return wrapper
 
@@ -182,7 +183,8 @@ class Separable(Operator):
 
     def check_x(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", ndim=4)
-        self.out_size(x.shape[-2]), self.out_size(x.shape[-1])
+        for n in x.shape[-2:]:
+            self.out_size(n)  # raises when the operator cannot take this size
         return x
 
     def check_y(self, y: torch.Tensor) -> torch.Tensor:

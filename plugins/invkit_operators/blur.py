@@ -217,7 +217,8 @@ class BlurFFT(Operator):
         kh, kw = self._kernel64.shape
         if kh > H or kw > W:
             raise InvalidInputError(
-                f"blur_fft: the {kh}×{kw} kernel does not fit in {H}×{W} images; use images at least the kernel's size"
+                f"blur_fft: the {kh}×{kw} kernel does not fit in {H}×{W} images; "
+                f"use images at least the kernel's size"
             )
         K = _fft_response(self._kernel64, self.rcond, H, W)[which]
         cdtype = torch.complex128 if real_dtype(t) == torch.float64 else torch.complex64

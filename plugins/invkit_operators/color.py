@@ -38,7 +38,9 @@ class Colorization(Operator):
         super().__init__()
         if isinstance(weights, str):
             if weights != "exact":
-                raise ConfigError(f"colorization: weights must be a sequence of numbers or 'exact', got {weights!r}")
+                raise ConfigError(
+                    f"colorization: weights must be a sequence of numbers or 'exact', got {weights!r}"
+                )
             weights = (1 / 3, 1 / 3, 1 / 3)
         try:
             a = np.asarray(weights, dtype=np.float64)
@@ -46,7 +48,8 @@ class Colorization(Operator):
             raise ConfigError(f"colorization: weights must be a sequence of numbers, got {weights!r}") from None
         if a.ndim != 1 or a.size < 1 or not np.isfinite(a).all() or not (a != 0).any():
             raise ConfigError(
-                f"colorization: weights must be a non-empty 1-D sequence of finite numbers, not all zero; got {weights!r}"
+                f"colorization: weights must be a non-empty 1-D sequence of finite numbers, "
+                f"not all zero; got {weights!r}"
             )
         self.channels = a.size
         self.register_buffer("a", torch.tensor(a))
@@ -54,18 +57,20 @@ class Colorization(Operator):
         self.norm = float(math.sqrt((a * a).sum()))
 
     def _weights(self, like: torch.Tensor) -> torch.Tensor:
-        return self.a.to(device=like.device, dtype=like.dtype).reshape(-1, 1, 1)
+        return self.a.to(device=like.device, dtype=like.dtype).reshape(1, -1, 1, 1)
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", ndim=4, channels=self.channels)
-        return (x * self._weights(x)).sum(dim=1, keepdim=True)
+        # a 1×1 convolution: one fused pass (a broadcast multiply-and-sum is ~10× slower on CPU)
+        return torch.nn.functional.conv2d(x, self._weights(x))
 
     def AT(self, y: torch.Tensor) -> torch.Tensor:
         check_tensor(y, "y", ndim=4, channels=1)
         return y * self._weights(y)
 
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
-        return self.AT(y) / self.norm**2
+        check_tensor(y, "y", ndim=4, channels=1)
+        return y * (self._weights(y) / self.norm**2)
 
     def input_shape(self, y_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (y_shape[0], self.channels) + tuple(y_shape[2:])

@@ -58,8 +58,8 @@ def test_input_baseline_is_pinv_y_with_no_network_call():
     cfg = ev.EvalConfig(task="sr2", methods=("input",), n=4, batch_size=3, dtype="float64")
     res = ev.evaluate(cfg, model=model, images=x)
     op = ev.get_task("sr2").build((1, 16, 16)).double()
-    ref = to_uint8(op.pinv(op.A(x))).double().numpy()
-    gt = to_uint8(x).double().numpy()
+    ref = to_uint8(op.pinv(op.A(x))).double().numpy()  # restorations are truncated, as SSD saved them
+    gt = ((x + 1) * 127.5).round().numpy()  # the ground truth keeps its own pixel values
     for r in res.rows:
         i = r["index"]
         mse = ((ref[i] - gt[i]) ** 2).mean()
@@ -137,3 +137,39 @@ def test_merged_shards_equal_a_single_process_run():
         ev.merge_results(parts[:2])  # an image is missing
     with pytest.raises(ConfigError):
         ev.evaluate(_cfg(), model=model, images=x, shard=(3, 3))
+
+
+def test_ground_truth_keeps_its_file_pixels():
+    from invkit.data import to_unit_range
+    from invkit.metrics import to_uint8
+
+    u = torch.arange(256, dtype=torch.uint8)
+    for dtype in (torch.float32, torch.float64):
+        x = to_unit_range(u, dtype)
+        assert torch.equal(ev.ground_truth_uint8(x), u)
+    # truncation, right for restorations as SSD saved them, would shift some of them
+    assert not torch.equal(to_uint8(to_unit_range(u, torch.float32)), u)
+
+
+def test_y_baseline_is_the_measurement_itself():
+    from invkit.metrics import to_uint8
+
+    model, x = tiny_backbone(dtype=torch.float64), _images(3)
+    res = ev.evaluate(ev.EvalConfig(task="deblur", methods=("y",), n=3, dtype="float64"), model=model, images=x)
+    y = ev.get_task("deblur").build((1, 16, 16)).double().A(x)
+    out, gt = to_uint8(y).double().numpy(), ((x + 1) * 127.5).round().numpy()
+    for r in res.rows:
+        mse = ((out[r["index"]] - gt[r["index"]]) ** 2).mean()
+        assert r["psnr"] == pytest.approx(10 * np.log10(255**2 / mse), rel=1e-12) and r["nfe"] == 0
+    with pytest.raises(ConfigError, match="'y' baseline"):
+        ev.evaluate(ev.EvalConfig(task="sr4", methods=("y",), n=3, dtype="float64"), model=model, images=x)
+
+
+def test_colorization_and_jpeg_on_rgb_images():
+    x = _images(2).repeat(1, 3, 1, 1) * torch.tensor([1.0, 0.5, -0.5], dtype=torch.float64).reshape(1, 3, 1, 1)
+    cfg = ev.EvalConfig(task="colorization", methods=("input", SSD), n=2, dtype="float64", noise_jpeg=90)
+    res = ev.evaluate(cfg, model=tiny_backbone(channels=3, dtype=torch.float64), images=x)
+    assert res.examples["y"].shape == (2, 1, 16, 16) and res.outputs_u8[SSD].shape == (2, 3, 16, 16)
+    shown = ev.display_measurement(res.examples["y"], (3, 16, 16))
+    assert torch.equal(shown[:, 0], shown[:, 2])  # the grey measurement repeated over RGB
+    assert all(r["consistency"] > 0 for r in res.rows)  # JPEG moved y off the range of A

@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 from invkit import evaluation as ev
-from invkit.metrics import to_uint8
 
 from .conftest import tiny_backbone
 from .test_evaluate import DDNM, SSD, _images
@@ -57,8 +56,8 @@ def test_grid_shows_the_quantised_images(result, tmp_path):
     scale = 96 // 16
     tile = 16 * scale
     assert grid.shape[1] == len(cols) * (tile + 4) + 4
-    # the ground-truth tile of the first image is the truncated uint8 image, magnified
-    gt = to_uint8(result.examples["x"][0, 0]).numpy()
+    # the ground-truth tile of the first image is its uint8 image, magnified
+    gt = result.gt_u8[0, 0]
     expected = np.kron(gt, np.ones((scale, scale), dtype=np.uint8))
     rows = np.nonzero((grid[:, 4 : 4 + tile] != 255).any(1))[0]
     top = next(r for r in rows if np.array_equal(grid[r, 4 : 4 + tile], expected[0]))
@@ -114,6 +113,13 @@ def test_sweep_writes_the_fid_vs_nfe_plot(tmp_path):
     cfg = ev.EvalConfig(task="sr4", methods=methods, n=4, batch_size=4, grid=2)
     res = ev.evaluate(cfg, model=tiny_backbone(), images=x)
     assert res.fid_floor is not None and all("fid_fashion" in a for a in res.aggregates.values())
+    from invkit.data import to_unit_range
+    from invkit.metrics import fid_fashion
+
+    train, _ = fashion_mnist("train", limit=4)
+    assert res.fid_floor == pytest.approx(fid_fashion(train, x), rel=1e-6)
+    fid_input = fid_fashion(to_unit_range(res.outputs_u8["input"]), to_unit_range(res.gt_u8))
+    assert res.aggregates["input"]["fid_fashion"] == pytest.approx(fid_input, rel=1e-6)
     files = {p.name for p in ev.write_outputs(res, tmp_path, sweep=(families, nfes))}
     assert {"fid_vs_nfe.png", "nfe_sweep.json", "nfe_sweep.md", "manifest.json"} <= files
     rows = json.loads((tmp_path / "nfe_sweep.json").read_text())["rows"]

@@ -245,7 +245,8 @@ def test_an_operator_registered_without_example_fails_the_suite():
 
     register_plugin(NoExample(), name="no_example")
     try:
-        with pytest.raises(pytest.fail.Exception, match=r"'no_example_op' \(plugin 'no_example'\) was registered without example"):
+        message = r"'no_example_op' \(plugin 'no_example'\) was registered without example"
+        with pytest.raises(pytest.fail.Exception, match=message):
             build("no_example_op", 0)
     finally:
         unregister_plugin("no_example")
