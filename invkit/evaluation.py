@@ -683,7 +683,7 @@ def _fid_columns(cfg: EvalConfig, gt_u8: np.ndarray, outputs: dict[str, np.ndarr
         notes.append(f"fid_fashion skipped: {exc}")
         return None
     if gt_u8.shape[0] < 1000:
-        notes.append(f"fid_fashion on n = {gt_u8.shape[0]} images is biased upwards and noisy; compare it with the floor at the same n")
+        notes.append(f"fid_fashion on n = {gt_u8.shape[0]} images is biased upwards and noisy: compare methods at the same n")
     return floor
 
 
@@ -710,7 +710,7 @@ def _optional_metrics(gt_u8: np.ndarray, outputs: dict[str, np.ndarray], aggrega
     if importlib.util.find_spec("lpips") is None:
         notes.append("LPIPS skipped: install the 'lpips' package (0.1.4) to compute it")
     elif not _torch_hub_file(LPIPS_VGG_WEIGHTS).is_file():
-        notes.append(f"LPIPS skipped: the VGG-16 weights {LPIPS_VGG_WEIGHTS} are not in {_torch_hub_file('').parent}; nothing is downloaded")
+        notes.append(f"LPIPS skipped: the VGG-16 weights {LPIPS_VGG_WEIGHTS} are not in {_torch_hub_file(LPIPS_VGG_WEIGHTS).parent}; nothing is downloaded")
     else:
         try:
             import lpips
@@ -725,7 +725,7 @@ def _optional_metrics(gt_u8: np.ndarray, outputs: dict[str, np.ndarray], aggrega
     if importlib.util.find_spec("pytorch_fid") is None:
         notes.append("Inception FID skipped: install 'pytorch-fid' to compute it")
     elif not _torch_hub_file(INCEPTION_FID_WEIGHTS).is_file():
-        notes.append(f"Inception FID skipped: {INCEPTION_FID_WEIGHTS} is not in {_torch_hub_file('').parent}; nothing is downloaded")
+        notes.append(f"Inception FID skipped: {INCEPTION_FID_WEIGHTS} is not in {_torch_hub_file(INCEPTION_FID_WEIGHTS).parent}; nothing is downloaded")
     elif len(gt) < 2:
         notes.append("Inception FID skipped: it needs at least 2 images")
     else:
@@ -802,7 +802,11 @@ def markdown_table(result: EvalResult) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     if result.fid_floor is not None:
-        lines.append(f"FID is `fid_fashion` against the n ground-truth images; its floor (n training images vs them) is {result.fid_floor:.2f}.")
+        lines.append(
+            f"FID is `fid_fashion` against the n ground-truth images. Reference: n training images against them give "
+            f"{result.fid_floor:.2f} (the FID of an independent real sample of the same size; restorations, matched "
+            f"to their ground truth, can come below it)."
+        )
     lines.append("PSNR/SSIM on uint8-truncated images; NFE = network calls really made; s/img = batch time / batch size.")
     lines += [f"Note: {note}" for note in result.notes]
     return "\n".join(lines) + "\n"
@@ -1132,7 +1136,8 @@ def plot_lines(
 ) -> Path:
     """A line plot with markers, axes, ticks and a legend, drawn with Pillow (no matplotlib).
 
-    ``hline = (value, label)`` adds a dashed horizontal reference line. With ``logx`` the x axis
+    ``hline = (value, label)`` adds a dashed horizontal reference line (or, when it lies more
+    than the data's span away from them, only its value in the legend). With ``logx`` the x axis
     is logarithmic. ``xticks`` default to the data's x values (log axis) or round numbers;
     ticks closer than 30 px to the previous one are left out.
     """
@@ -1145,7 +1150,14 @@ def plot_lines(
     left, right, top, bottom = 70, 20, 40, 55
     font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=12)
     xs = sorted({x for x, _ in pts})
-    ys = [y for _, y in pts] + ([hline[0]] if hline else [])
+    ys = [y for _, y in pts]
+    span = max(ys) - min(ys) or abs(max(ys)) or 1.0
+    if hline is not None and not (min(ys) - span <= hline[0] <= max(ys) + span):
+        # a reference line far from the data would squash it: name its value instead
+        hline, off_axis = None, f"{hline[1]}: {hline[0]:.4g} (off the axis)"
+    else:
+        off_axis = None
+    ys += [hline[0]] if hline else []
     fx = (lambda v: math.log10(v)) if logx else (lambda v: v)
     x_lo, x_hi = fx(xs[0]), fx(xs[-1])
     if x_hi == x_lo:
@@ -1184,6 +1196,8 @@ def plot_lines(
     if hline is not None:
         _dashed(d, left, W - right, py(hline[0]), (90, 90, 90))
         legend.append((hline[1], (90, 90, 90), None))
+    elif off_axis is not None:
+        legend.append((off_axis, (90, 90, 90), None))
     for k, (name, s) in enumerate(series.items()):
         colour = _COLOURS[k % len(_COLOURS)]
         s = sorted(s)

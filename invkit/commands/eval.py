@@ -90,49 +90,49 @@ def _process_group(device: str) -> tuple[int, int, str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    set_threads(args.threads)
-    group = _process_group(args.device)
-    if args.nfe_sweep:
-        methods = ["input", *ev.sweep_methods(args.families, args.nfe)]
-    else:
-        methods = args.recipes
     if args.n < 1 or args.batch_size < 1 or args.offset < 0 or args.seed < 0 or args.grid < 0:
         raise ConfigError("--n and --batch-size must be >= 1; --offset, --seed and --grid >= 0")
-    cfg = ev.EvalConfig(
-        task=args.task,
-        methods=tuple(methods),
-        backbone=args.backbone,
-        checkpoint=args.checkpoint,
-        backbone_options=dict(args.backbone_opt),
-        dataset=args.dataset,
-        n=args.n,
-        offset=args.offset,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        device=group[2] if group else args.device,
-        dtype=args.dtype,
-        noise_sigma=args.noise_sigma,
-        noise_jpeg=args.noise_jpeg,
-        noise_sigma_max=args.noise_uniform,
-        grid=args.grid,
-    )
-    if group is None:
-        result = ev.evaluate(cfg, progress=not args.quiet)
-    else:
-        # every process restores its shard of the images (their seeds do not depend on the
-        # shard); rank 0 gathers the shards, computes the set-level metrics and writes
-        import torch.distributed as dist
+    set_threads(args.threads)
+    methods = ["input", *ev.sweep_methods(args.families, args.nfe)] if args.nfe_sweep else args.recipes
+    group = _process_group(args.device)
+    try:
+        cfg = ev.EvalConfig(
+            task=args.task,
+            methods=tuple(methods),
+            backbone=args.backbone,
+            checkpoint=args.checkpoint,
+            backbone_options=dict(args.backbone_opt),
+            dataset=args.dataset,
+            n=args.n,
+            offset=args.offset,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            device=group[2] if group else args.device,
+            dtype=args.dtype,
+            noise_sigma=args.noise_sigma,
+            noise_jpeg=args.noise_jpeg,
+            noise_sigma_max=args.noise_uniform,
+            grid=args.grid,
+        )
+        if group is None:
+            result = ev.evaluate(cfg, progress=not args.quiet)
+        else:
+            # every process restores its shard of the images (their seeds do not depend on the
+            # shard); rank 0 gathers the shards, computes the set-level metrics and writes
+            import torch.distributed as dist
 
-        rank, world, _ = group
-        try:
+            rank, world, _ = group
             part = ev.evaluate(cfg, progress=not args.quiet and rank == 0, shard=(rank, world))
             parts: list | None = [None] * world if rank == 0 else None
             dist.gather_object(part, parts, dst=0)
-        finally:
+            if rank != 0:
+                return 0
+            result = ev.merge_results(parts)
+    finally:
+        if group is not None:
+            import torch.distributed as dist
+
             dist.destroy_process_group()
-        if rank != 0:
-            return 0
-        result = ev.merge_results(parts)
     arguments = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     sweep = (args.families, args.nfe) if args.nfe_sweep else None
     written = ev.write_outputs(result, args.out, save_images=args.save_images, sweep=sweep, command={"invkit eval": arguments})

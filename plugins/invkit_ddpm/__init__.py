@@ -23,6 +23,7 @@ import torch
 from invkit import hookimpl
 from invkit.backbone import NetBackbone
 from invkit.checkpoint import build_net
+from invkit.errors import InvalidInputError
 from invkit.schedule import NoiseSchedule
 
 from .model import DDPMUNet
@@ -86,6 +87,18 @@ def _wrap(net: DDPMUNet, autocast: torch.dtype | None, channels: int) -> NetBack
     return NetBackbone(net, NoiseSchedule.linear(1000), image_size=net.resolution, channels=channels, autocast=autocast)
 
 
+def _int_tuple(value: Sequence[int] | int | str, name: str) -> tuple[int, ...]:
+    """A config list given as a sequence, a single int (``8``) or a string (``"16,8"``)."""
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", "").split(",") if v]
+    elif isinstance(value, int):
+        value = [value]
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a list of integers (e.g. 16,8), got {value!r}") from None
+
+
 def ddpm(
     *,
     ch: int = 128,
@@ -108,8 +121,8 @@ def ddpm(
 ) -> NetBackbone:
     """ddim-repo DDPM UNet from its config names; random weights (seed/generator) or a checkpoint."""
     cfg = dict(
-        ch=ch, out_ch=out_ch, ch_mult=tuple(ch_mult), num_res_blocks=num_res_blocks,
-        attn_resolutions=tuple(attn_resolutions), dropout=dropout, resamp_with_conv=resamp_with_conv,
+        ch=ch, out_ch=out_ch, ch_mult=_int_tuple(ch_mult, "ch_mult"), num_res_blocks=num_res_blocks,
+        attn_resolutions=_int_tuple(attn_resolutions, "attn_resolutions"), dropout=dropout, resamp_with_conv=resamp_with_conv,
         in_channels=in_channels, resolution=resolution, grad_checkpoint=grad_checkpoint,
     )
     net, autocast = build_net(

@@ -1,9 +1,10 @@
 """Numbers and figure for the fashion32 model card (``docs/fashion32.md``).
 
 ``python -m invkit_fashion32.card --samples 1000 --steps 100 --grid docs/img/fashion32_samples.png
---json card.json`` draws unconditional samples with DDIM (η = 0, ``leading`` spacing over
-T = 1000, i.e. the engine's ``Recipe(inverter=None, guidance=NoGuidance(), eta=0)`` with the
-identity operator), saves the first 64 as an 8×8 grid, and measures
+--json card.json`` draws unconditional samples with the engine's from-noise loop
+(``Recipe(inverter=None, guidance=NoGuidance(), eta=η)`` with the identity operator, ``leading``
+spacing over T = 1000), whose step is ``x′ = √ᾱ′·x̂0 + √(1−η²)·√(1−ᾱ′)·ε̂ + η·√(1−ᾱ′)·z``
+(η = 0: DDIM; the default η = 0.85 is DDNM's), saves the first 64 as an 8×8 grid, and measures
 
 - the sample FID: :func:`invkit.metrics.fid_fashion` between the samples and as many test images;
 - its floor: the same FID between as many training and test images (``--floor-sizes``);
@@ -26,9 +27,9 @@ from invkit.data import FASHION_MNIST_CLASSES, fashion_mnist
 from invkit.metrics import fashion_features, fid_from_features, load_fashion_classifier, to_uint8
 
 
-def sample(model, n: int, *, steps: int, batch: int, seed: int, progress: bool = True) -> torch.Tensor:
-    """``n`` DDIM (η = 0) samples ``(n, 1, 32, 32)``; batch ``k`` draws from seed ``seed + k``."""
-    recipe = invkit.Recipe(inverter=None, guidance=invkit.NoGuidance(), generation_steps=steps, eta=0.0, spacing="leading")
+def sample(model, n: int, *, steps: int, batch: int, seed: int, eta: float = 0.85, progress: bool = True) -> torch.Tensor:
+    """``n`` unconditional samples ``(n, 1, 32, 32)``; batch ``k`` draws from seed ``seed + k``."""
+    recipe = invkit.Recipe(inverter=None, guidance=invkit.NoGuidance(), generation_steps=steps, eta=eta, spacing="leading")
     op = invkit.operator("denoise")
     out = []
     for k, i in enumerate(range(0, n, batch)):
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", help="weights to evaluate (default: the shipped fashion32.safetensors)")
     p.add_argument("--samples", type=int, default=1000)
-    p.add_argument("--steps", type=int, default=100, help="DDIM steps (default 100)")
+    p.add_argument("--steps", type=int, default=100, help="sampling steps (default 100)")
+    p.add_argument("--eta", type=float, default=0.85, help="generation noise mix (0 = DDIM; default 0.85)")
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grid", type=Path, help="write the first 64 samples as a PNG grid here")
@@ -77,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.samples_out:
         model = invkit.backbone("fashion32", checkpoint=args.checkpoint)
         start = time.perf_counter()
-        x = sample(model, args.samples, steps=args.steps, batch=args.batch, seed=args.seed)
-        info = {"steps": args.steps, "seed": args.seed, "seconds": time.perf_counter() - start}
+        x = sample(model, args.samples, steps=args.steps, batch=args.batch, seed=args.seed, eta=args.eta)
+        info = {"steps": args.steps, "eta": args.eta, "seed": args.seed, "seconds": time.perf_counter() - start}
         torch.save({"x": x, **info}, args.samples_out)
         return 0
     clf = load_fashion_classifier()
@@ -94,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         shards = [torch.load(f, weights_only=True) for f in args.samples_in]
         x = torch.cat([d["x"] for d in shards])
         seconds = sum(d["seconds"] for d in shards)
-        args.steps, args.samples = shards[0]["steps"], len(x)
+        args.steps, args.eta, args.samples = shards[0]["steps"], shards[0]["eta"], len(x)
         args.seed = [d["seed"] for d in shards]
     elif not args.no_samples:
         model = invkit.backbone("fashion32", checkpoint=args.checkpoint)
         start = time.perf_counter()
-        x = sample(model, args.samples, steps=args.steps, batch=args.batch, seed=args.seed)
+        x = sample(model, args.samples, steps=args.steps, batch=args.batch, seed=args.seed, eta=args.eta)
         seconds = time.perf_counter() - start
     if args.samples_in or not args.no_samples:
         if args.grid:
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         hist = torch.bincount(pred, minlength=10).tolist()
         result["samples"] = {
             "n": args.samples,
-            "sampler": f"DDIM eta=0, {args.steps} steps, leading spacing (Recipe with NoGuidance)",
+            "sampler": f"Recipe(inverter=None, guidance=NoGuidance(), eta={args.eta}), {args.steps} steps, leading spacing",
             "seed": args.seed,
             "sampling_wall_seconds_summed_over_shards": round(seconds, 1),
             "fid_vs_test": fid_from_features(f_s, f_test[: args.samples]),

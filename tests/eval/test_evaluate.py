@@ -172,4 +172,6 @@ def test_colorization_and_jpeg_on_rgb_images():
     assert res.examples["y"].shape == (2, 1, 16, 16) and res.outputs_u8[SSD].shape == (2, 3, 16, 16)
     shown = ev.display_measurement(res.examples["y"], (3, 16, 16))
     assert torch.equal(shown[:, 0], shown[:, 2])  # the grey measurement repeated over RGB
-    assert all(r["consistency"] > 0 for r in res.rows)  # JPEG moved y off the range of A
+    clean = ev.get_task("colorization").build((3, 16, 16)).double().A(x)
+    jpeg_error = (res.examples["y"] - clean).abs().max()
+    assert 0 < jpeg_error < 0.2  # JPEG at quality 90 changed y, a little

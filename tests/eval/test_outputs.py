@@ -124,3 +124,30 @@ def test_sweep_writes_the_fid_vs_nfe_plot(tmp_path):
     assert {"fid_vs_nfe.png", "nfe_sweep.json", "nfe_sweep.md", "manifest.json"} <= files
     rows = json.loads((tmp_path / "nfe_sweep.json").read_text())["rows"]
     assert [(r["family"], r["nominal_nfe"], r["nfe"]) for r in rows] == [("ssd", 3, 2), ("ssd", 5, 4), ("ddnm", 3, 3), ("ddnm", 5, 5)]
+
+
+def test_lpips_and_inception_fid_are_skipped_with_a_note(monkeypatch, tmp_path):
+    import importlib.util
+
+    gt = np.zeros((2, 1, 16, 16), dtype=np.uint8)
+    outputs = {"m": gt.copy()}
+    missing = {"lpips", "pytorch_fid"}
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in missing else real(name, *a))
+    notes: list[str] = []
+    ev._optional_metrics(gt, outputs, {"m": {}}, notes)
+    assert any("LPIPS skipped: install" in n for n in notes) and any("Inception FID skipped: install" in n for n in notes)
+    # packages present but no weights in the hub cache: still skipped, and the note says where to put them
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name in missing else real(name, *a))
+    before = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path))
+    try:
+        notes = []
+        aggregates = {"m": {}}
+        ev._optional_metrics(gt, outputs, aggregates, notes)
+    finally:
+        torch.hub.set_dir(before)
+    where = str(tmp_path / "checkpoints")
+    assert any(ev.LPIPS_VGG_WEIGHTS in n and where in n for n in notes)
+    assert any(ev.INCEPTION_FID_WEIGHTS in n and where in n for n in notes)
+    assert aggregates == {"m": {}}
