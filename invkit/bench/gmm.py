@@ -7,7 +7,9 @@ values; ``y = A x* + σ_y n`` with ``σ_y = u·max(s)``, ``u ~ U(0, 1)``, unless
 it (TMPD's protocol). The prior is the recipes' backbone (its exact eps), the exact posterior
 gives the reference samples, and each cell reports the sliced Wasserstein distance (SW1 by
 default: MCGdiff's metric) mean ± 1.96·std/√n over the problems, beside the noise floor (SW
-between two exact posterior sample sets of the same size, on the same slices).
+between two exact posterior sample sets of the same size, on the same slices) and the score of
+exact prior samples (a sampler that ignores y). A last table gives the mean residual ‖A x̂ − y‖
+beside the exact posterior's: 0 marks a recipe that returns consistent points.
 
 How the image presets map onto this vector prior (all with the clamps off: the prior is not in
 [−1, 1]; the timesteps are each recipe's own, not MCGdiff's A-adapted grid):
@@ -140,7 +142,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 floor = sliced_wasserstein(post.sample(n, generator=g), ref, p=args.p, directions=theta)
                 op = invkit.operator("matrix", M=problem.A)
                 y = problem.y.expand(n, d_y).clone()
+                # what a sampler that ignores y scores (its own stream: the other numbers stay put)
+                blind = prior.sample(n, generator=torch.Generator().manual_seed(2**40 + seed))
                 floors.append(dict(d=d, d_y=d_y, problem=i, sigma_y=problem.sigma_y, floor=floor,
+                                   prior=sliced_wasserstein(blind, ref, p=args.p, directions=theta),
                                    residual=float((op.A(ref) - y).norm(dim=1).mean())))
                 for steps in args.steps:
                     for k, family in enumerate(args.recipes):
@@ -185,7 +190,8 @@ def report(result: dict[str, Any], args: argparse.Namespace, command: str, secon
         f"{args.problems} random problems per (d, d_y); {sigma}",
         f"- metric: {sw_name}, {args.slices} fixed random slices per d, {args.samples} solver samples vs "
         f"{args.samples} exact posterior samples; mean ± 1.96·std/√{args.problems}. "
-        f"floor = SW between two exact posterior sample sets of the same sizes.",
+        f"floor = SW between two exact posterior sample sets of the same sizes; prior = SW of exact "
+        f"prior samples (a sampler that ignores y).",
         f"- SSD/SDEdit t0 = {args.t0}; DPS ζ = {args.zeta:g}; header: network calls per run (measured).",
         "",
     ]
@@ -196,13 +202,13 @@ def report(result: dict[str, Any], args: argparse.Namespace, command: str, secon
                 nfe[r["recipe"]] = r["nfe"]
         lines.append(f"### {steps} steps")
         lines.append("")
-        head = ["d", "d_y", "floor"] + [f"{f} ({nfe.get(f, '?')})" for f in args.recipes]
+        head = ["d", "d_y", "floor", "prior"] + [f"{f} ({nfe.get(f, '?')})" for f in args.recipes]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
         for d in args.dims:
             for d_y in args.dys:
-                fl = [f["floor"] for f in floors if f["d"] == d and f["d_y"] == d_y]
-                row = [str(d), str(d_y), _ci(fl)]
+                cell = [f for f in floors if f["d"] == d and f["d_y"] == d_y]
+                row = [str(d), str(d_y), _ci([f["floor"] for f in cell]), _ci([f["prior"] for f in cell])]
                 for fam in args.recipes:
                     row.append(_ci([r["sw"] for r in records
                                     if r["d"] == d and r["d_y"] == d_y and r["steps"] == steps and r["recipe"] == fam]))

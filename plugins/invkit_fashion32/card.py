@@ -8,7 +8,8 @@ spacing over T = 1000), whose step is ``x′ = √ᾱ′·x̂0 + √(1−η²)·
 
 - the sample FID: :func:`invkit.metrics.fid_fashion` between the samples and as many test images;
 - its floor: the same FID between as many training and test images (``--floor-sizes``);
-- the classifier's predicted-class histogram of the samples (mode coverage at a glance).
+- the classifier's predicted-class histogram of the samples (mode coverage at a glance), and the
+  FID of real training images drawn with that class mix (the part of the FID due to imbalance).
 """
 
 from __future__ import annotations
@@ -110,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             pred = torch.cat([clf(x[i : i + 500]).argmax(1) for i in range(0, len(x), 500)])
         hist = torch.bincount(pred, minlength=10).tolist()
+        # real training images with the samples' class mix: how much of the FID is class imbalance
+        x_train, y_train = fashion_mnist("train")
+        idx = torch.cat([torch.nonzero(y_train == c)[:k, 0] for c, k in enumerate(hist)])
+        f_mix = fashion_features(x_train[idx], clf)
         result["samples"] = {
             "n": args.samples,
             "sampler": f"Recipe(inverter=None, guidance=NoGuidance(), eta={args.eta}), {args.steps} steps, leading spacing",
@@ -117,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             "sampling_wall_seconds_summed_over_shards": round(seconds, 1),
             "fid_vs_test": fid_from_features(f_s, f_test[: args.samples]),
             "predicted_classes": dict(zip(FASHION_MNIST_CLASSES, hist)),
+            "fid_real_same_class_mix_vs_test": fid_from_features(f_mix, f_test[: args.samples]),
         }
         print(json.dumps(result["samples"], indent=2), flush=True)
     if args.json:

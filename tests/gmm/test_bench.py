@@ -55,6 +55,9 @@ def test_tiny_run_writes_tables_and_json(tmp_path, capsys):
         if r["recipe"] in ("ssd", "ddnm", "ddnm+", "ddrm"):  # projections end on {A x = y} when σ_y = 0
             assert r["residual"] < 1e-6, r
     assert all(f["residual"] < 1e-9 for f in data["floors"])  # exact noiseless posterior samples
+    assert "| d | d_y | floor | prior |" in text
+    # with d_y = 1 in d = 4 the posterior differs from the prior: ignoring y costs more than the floor
+    assert sum(f["prior"] for f in data["floors"]) > sum(f["floor"] for f in data["floors"])
 
 
 def test_bad_arguments_exit_2(capsys):
