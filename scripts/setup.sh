@@ -26,5 +26,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     $PIP install -q torch==2.13.0
   fi
 fi
-$PIP install -q -e '.[test]' ./examples/invkit-example-plugin
+$PIP install -q -e '.[test]'
+# a second step, so that the plugin's `invkit` requirement is met by the checkout just installed
+$PIP install -q ./examples/invkit-example-plugin
 echo "setup: done ($(.venv/bin/python -c 'import torch, invkit; print("torch", torch.__version__, "invkit", invkit.__version__)'))"
