@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "demo") -> None:
     parser.add_argument("--task", default="sr4", help=f"one of: {', '.join(t for t, v in ev.TASKS.items() if not v.rgb)} (default: sr4)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    # one thread: a batch of 8 small images gains little from more, and on a busy machine
+    # oversubscribed OpenMP threads spin (measured: 16 s with 1 thread, 56 s to 9 min with 2)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # development only: a random-weight small DDPM instead of fashion32
     parser.add_argument("--random-backbone", action="store_true", help=argparse.SUPPRESS)

@@ -55,7 +55,7 @@ def test_demo_on_the_hidden_random_ddpm(fashion, threads, tmp_path, capsys):
     assert "random ddpm" in printed
 
 
-def test_demo_without_fashion32_is_a_typed_one_line_error(fashion, tmp_path, capsys, monkeypatch):
+def test_demo_without_fashion32_is_a_typed_one_line_error(fashion, threads, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("INVKIT_DISABLE_PLUGINS", "fashion32")
     reload_plugins()
     try:
