@@ -254,6 +254,15 @@ def init_random(module: nn.Module, generator: torch.Generator) -> nn.Module:
     return module
 
 
+def missing_checkpoint_message(name: str, checkpoint: str, source: str, url: str) -> str:
+    """The "where to get it" message of a named preset built without its weights file."""
+    return (
+        f"backbone {name!r} needs its weights file {checkpoint!r} ({source}): download it from {url} and "
+        f"pass checkpoint='path/to/{checkpoint}'. invkit downloads nothing. For random weights pass "
+        f"seed=0; to inspect the architecture without weights pass device='meta'"
+    )
+
+
 def build_net(
     make: Callable[[], nn.Module],
     *,

@@ -23,7 +23,7 @@ import torch
 
 from invkit import hookimpl
 from invkit.backbone import NetBackbone
-from invkit.checkpoint import build_net
+from invkit.checkpoint import build_net, missing_checkpoint_message
 from invkit.errors import InvalidInputError
 from invkit.schedule import NoiseSchedule
 
@@ -192,11 +192,7 @@ def _preset_factory(name: str):
         grad_checkpoint: bool = False,
         class_label: int | None = None,
     ) -> ADMBackbone:
-        missing = (
-            f"backbone {name!r} needs its weights file {preset.checkpoint!r} ({preset.source}): download it "
-            f"from {preset.url} and pass checkpoint='path/to/{preset.checkpoint}'. invkit downloads nothing. "
-            f"For random weights pass seed=0; to inspect the architecture without weights pass device='meta'"
-        )
+        missing = missing_checkpoint_message(name, preset.checkpoint, preset.source, preset.url)
         net, autocast = build_net(
             lambda: ADMUNet(**preset.config, grad_checkpoint=grad_checkpoint), preset=name, checkpoint=checkpoint,
             device=device, dtype=dtype, generator=generator, seed=seed, missing=missing,

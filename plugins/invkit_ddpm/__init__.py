@@ -22,7 +22,7 @@ import torch
 
 from invkit import hookimpl
 from invkit.backbone import NetBackbone
-from invkit.checkpoint import build_net
+from invkit.checkpoint import build_net, missing_checkpoint_message
 from invkit.errors import InvalidInputError
 from invkit.schedule import NoiseSchedule
 
@@ -147,12 +147,7 @@ def _preset_factory(name: str):
         compile: bool = False,
         grad_checkpoint: bool = False,
     ) -> NetBackbone:
-        missing = (
-            f"backbone {name!r} needs its weights file {fname!r} ({preset.source}): download it from "
-            f"{preset.url} and pass "
-            f"checkpoint='path/to/{fname}'. invkit downloads nothing. For random weights pass seed=0; to "
-            f"inspect the architecture without weights pass device='meta'"
-        )
+        missing = missing_checkpoint_message(name, fname, preset.source, preset.url)
         net, autocast = build_net(
             lambda: DDPMUNet(**cfg, grad_checkpoint=grad_checkpoint), preset=name, checkpoint=checkpoint,
             device=device, dtype=dtype, generator=generator, seed=seed, missing=missing,
