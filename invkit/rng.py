@@ -46,14 +46,18 @@ def resolve(generator: GeneratorLike | None, device: torch.device | str, batch: 
     return _check_one(generator, device)
 
 
-def randn(shape, generator: GeneratorLike, *, dtype=None, device=None) -> torch.Tensor:
-    """Standard normal noise of ``shape`` (batch first), from one generator or one per sample."""
+def _draw(fn, shape, generator: GeneratorLike, dtype, device) -> torch.Tensor:
     shape = tuple(shape)
     if isinstance(generator, (list, tuple)):
         if len(generator) != shape[0]:
             raise InvalidInputError(f"got {len(generator)} generators for a batch of {shape[0]}")
-        return torch.stack([torch.randn(shape[1:], generator=g, dtype=dtype, device=device) for g in generator])
-    return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+        return torch.stack([fn(shape[1:], generator=g, dtype=dtype, device=device) for g in generator])
+    return fn(shape, generator=generator, dtype=dtype, device=device)
+
+
+def randn(shape, generator: GeneratorLike, *, dtype=None, device=None) -> torch.Tensor:
+    """Standard normal noise of ``shape`` (batch first), from one generator or one per sample."""
+    return _draw(torch.randn, shape, generator, dtype, device)
 
 
 def randn_like(x: torch.Tensor, generator: GeneratorLike) -> torch.Tensor:
@@ -63,9 +67,4 @@ def randn_like(x: torch.Tensor, generator: GeneratorLike) -> torch.Tensor:
 
 def rand(shape, generator: GeneratorLike, *, dtype=None, device=None) -> torch.Tensor:
     """Uniform [0, 1) noise of ``shape``, from one generator or one per sample."""
-    shape = tuple(shape)
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != shape[0]:
-            raise InvalidInputError(f"got {len(generator)} generators for a batch of {shape[0]}")
-        return torch.stack([torch.rand(shape[1:], generator=g, dtype=dtype, device=device) for g in generator])
-    return torch.rand(shape, generator=generator, dtype=dtype, device=device)
+    return _draw(torch.rand, shape, generator, dtype, device)
