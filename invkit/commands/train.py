@@ -205,6 +205,54 @@ class DDPMTrainer:
         self.seconds = 0.0
         self.loss_avg: float | None = None
         self.history: list[dict[str, float]] = []
+        self.init_from: dict[str, Any] | None = None
+
+    def init_weights(self, path: str | os.PathLike) -> None:
+        """Warm start: load exported weights (``--export`` of an earlier run) into the net and the EMA.
+
+        Only a fresh run (step 0) may be warm-started. The optimiser starts fresh (its warm-up
+        applies again); the source's path, sha256 and training record go into the manifest and
+        the export, so the lineage of the weights stays on record.
+        """
+        import hashlib
+
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        if self.step:
+            raise ConfigError(f"--init-from applies to a new run only; this one is at step {self.step}")
+        path = Path(path)
+        if not path.is_file():
+            raise MissingFileError(f"--init-from: no weights file at {path} (expected a .safetensors written by --export)")
+        try:
+            tensors = load_file(str(path), device=str(self.device))
+        except (SafetensorError, OSError) as exc:
+            raise CheckpointError(f"--init-from: {path} is not a readable safetensors file: {exc}") from exc
+        try:
+            self.net.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"--init-from: {path} does not match the configured network {self.config.net_kwargs()}: {exc}") from exc
+        self.ema.load_state_dict(self.net.state_dict(), strict=True)
+        meta_path = path.with_suffix(".json")
+        record: dict[str, Any] = {}
+        if meta_path.is_file():
+            try:
+                record = json.loads(meta_path.read_text()).get("training", {})
+            except (json.JSONDecodeError, AttributeError):
+                record = {}
+        prior = int(record.get("total_steps", record.get("step", 0)) or 0)
+        self.init_from = {
+            "path": str(path),
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "step": prior,
+            "wall_seconds": record.get("total_wall_seconds", record.get("wall_seconds")),
+            "training": record or None,
+        }
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of this run plus those of the weights it was warm-started from."""
+        return self.step + (self.init_from["step"] if self.init_from else 0)
 
     @property
     def params(self) -> int:
@@ -290,6 +338,7 @@ class DDPMTrainer:
             "ema": self.ema.state_dict(),
             "optimizer": self.opt.state_dict(),
             "generator": self.generator.get_state(),
+            "init_from": json.dumps(self.init_from),
         }
 
     def save(self) -> None:
@@ -314,6 +363,8 @@ class DDPMTrainer:
             "wall_seconds": round(self.seconds, 1),
             "loss_avg": self.loss_avg,
             "history": self.history,
+            "init_from": self.init_from,
+            "total_steps": self.total_steps,
             "checkpoint": CHECKPOINT,
         }
 
@@ -354,6 +405,7 @@ class DDPMTrainer:
         trainer.seconds = float(state["seconds"])
         trainer.loss_avg = state["loss_avg"]
         trainer.history = list(state["history"])
+        trainer.init_from = json.loads(state.get("init_from") or "null")
         return trainer
 
     def export(self, path: str | os.PathLike) -> Path:
@@ -376,6 +428,9 @@ class DDPMTrainer:
             "training": {
                 "step": self.step,
                 "wall_seconds": round(self.seconds, 1),
+                "total_steps": self.total_steps,
+                "total_wall_seconds": round(self.seconds + float((self.init_from or {}).get("wall_seconds") or 0.0), 1),
+                "init_from": self.init_from,
                 "loss_avg": self.loss_avg,
                 "config": self.config.as_dict(),
                 "data": self.data_info,
@@ -500,6 +555,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "train") -> None:
     )
     parser.add_argument("--data-dir", help="folder of the Fashion-MNIST idx files (default $INVKIT_FASHION_MNIST_DIR or Debian's)")
     parser.add_argument("--limit", type=int, help="use only the first N training images (quick runs, tests)")
+    parser.add_argument(
+        "--init-from",
+        metavar="PATH",
+        help="warm start a new ddpm run from weights written by --export (same architecture); fresh optimiser",
+    )
     parser.add_argument("--export", help="write the EMA (ddpm) or trained (classifier) weights to this .safetensors path")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -544,12 +604,16 @@ def run(args: argparse.Namespace) -> int:
     images, _ = fashion_mnist("train", root=args.data_dir, limit=args.limit)
     info = _data_info(args, "train")
     overrides = _ddpm_overrides(args)
+    if args.init_from and (args.resume or args.what != "ddpm"):
+        raise ConfigError("--init-from starts a new ddpm run; it cannot be combined with --resume")
     if args.resume:
         trainer = DDPMTrainer.resume(args.out, images, overrides=overrides, device=args.device, data_info=info)
     else:
         if (Path(args.out) / CHECKPOINT).exists():
             raise ConfigError(f"{Path(args.out) / CHECKPOINT} exists; pass --resume to continue it or choose another --out")
         trainer = DDPMTrainer(DDPMTrainConfig(**overrides), images, args.out, device=args.device, data_info=info)
+        if args.init_from:
+            trainer.init_weights(args.init_from)
     print(f"ddpm: {trainer.params:,} parameters, step {trainer.step} -> {trainer.config.steps}, out {args.out}", flush=True)
     trainer.train(progress=not args.no_progress)
     if args.export:

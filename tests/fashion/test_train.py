@@ -13,7 +13,7 @@ import invkit
 from invkit.cli import main
 from invkit.commands.train import DDPMTrainConfig, DDPMTrainer
 from invkit.data import fashion_mnist
-from invkit.errors import ConfigError, MissingFileError
+from invkit.errors import CheckpointError, ConfigError, MissingFileError
 from invkit.metrics import classifier_accuracy, load_fashion_classifier
 
 TINY = ["--ch", "32", "--ch-mult", "1,2", "--res-blocks", "1", "--attn", "none", "--batch-size", "3", "--warmup", "2", "--ema", "0.9"]
@@ -85,6 +85,37 @@ def test_resume_refuses_architecture_change_and_missing_checkpoint(tmp_path: Pat
         DDPMTrainer.resume(tmp_path / "r", images, overrides={"ch": 64})
     # the CLI refuses to overwrite a run without --resume (one line, exit status 2)
     assert train(tmp_path / "r", fake_fashion, "--steps", "2") == 2
+
+
+def test_init_from_warm_starts_from_an_export_and_keeps_the_lineage(tmp_path: Path, fake_fashion: Path) -> None:
+    src = tmp_path / "src.safetensors"
+    assert train(tmp_path / "a", fake_fashion, "--steps", "3", "--export", str(src)) == 0
+    weights = load_file(str(src))
+    # a warm-started run begins at the exported EMA weights, for both its net and its EMA
+    images, _ = fashion_mnist("train", root=fake_fashion)
+    config = DDPMTrainConfig(steps=0, batch_size=3, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(), warmup=2, ema=0.9)
+    trainer = DDPMTrainer(config, images, tmp_path / "probe")
+    trainer.init_weights(src)
+    assert all(torch.equal(trainer.net.state_dict()[k], weights[k]) for k in weights)
+    assert all(torch.equal(trainer.ema.state_dict()[k], weights[k]) for k in weights)
+    assert trainer.init_from["step"] == 3 and trainer.total_steps == 3
+
+    out = tmp_path / "b"
+    assert train(out, fake_fashion, "--steps", "2", "--seed", "1", "--init-from", str(src)) == 0
+    assert train(out, fake_fashion, "--steps", "4", "--resume", "--export", str(tmp_path / "b.safetensors")) == 0
+    meta = json.loads((tmp_path / "b.json").read_text())["training"]
+    assert meta["step"] == 4 and meta["total_steps"] == 7
+    assert meta["init_from"]["step"] == 3 and len(meta["init_from"]["sha256"]) == 64
+    assert json.loads((out / "manifest.json").read_text())["total_steps"] == 7
+    # resuming kept the lineage and moved on from the warm start, not from a fresh init
+    assert any(not torch.equal(load(out)["model"][k], weights[k]) for k in weights)
+
+    # typed refusals: wrong architecture, missing file, warm start combined with --resume
+    with pytest.raises(CheckpointError):
+        DDPMTrainer(DDPMTrainConfig(steps=0, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=()), images, tmp_path / "c").init_weights(src)
+    with pytest.raises(MissingFileError):
+        trainer.init_weights(tmp_path / "none.safetensors")
+    assert train(out, fake_fashion, "--steps", "5", "--resume", "--init-from", str(src)) == 2
 
 
 def test_config_validation() -> None:
