@@ -7,6 +7,8 @@ set -euo pipefail
 N=${N:-1000}
 NS=${NS:-$N}          # images for the secondary tasks
 NDPS=${NDPS:-$N}      # images for DPS (250 gradient steps each)
+NSWEEP=${NSWEEP:-$NS}  # images for the FID-vs-NFE sweep
+NABL=${NABL:-$N}      # images for the noisy SSD vs SSD+ comparison and the ablation
 OUT=${OUT:-runs/fashion-eval}
 INVKIT=${INVKIT:-invkit}
 T=(--threads "${THREADS:-1}" --quiet --seed 0)
@@ -17,9 +19,9 @@ case "${1:-all}" in
   sr2)        $INVKIT eval --task sr2 --n "$NS" --recipes $table1 --out "$OUT/sr2" "${T[@]}" ;;
   inpaint)    $INVKIT eval --task inpaint-box --n "$NS" --recipes $table1 --out "$OUT/inpaint-box" "${T[@]}" ;;
   deblur)     $INVKIT eval --task deblur --n "$NS" --recipes $table1 --out "$OUT/deblur" "${T[@]}" ;;
-  noisy)      $INVKIT eval --task sr4 --noise-uniform 0.2 --n "$N" --recipes input ssd-100 ssd+-100 --out "$OUT/sr4-noisy" "${T[@]}" ;;
-  ablation)   $INVKIT eval --task sr4 --n "$N" --recipes ddim-inversion da-inversion ssd-100 --out "$OUT/ablation" "${T[@]}" ;;
-  sweep)      $INVKIT eval --task sr4 --n "$NS" --nfe-sweep --out "$OUT/sweep" "${T[@]}" ;;
+  noisy)      $INVKIT eval --task sr4 --noise-uniform 0.2 --n "$NABL" --recipes input ssd-100 ssd+-100 --out "$OUT/sr4-noisy" "${T[@]}" ;;
+  ablation)   $INVKIT eval --task sr4 --n "$NABL" --recipes ddim-inversion da-inversion ssd-100 --out "$OUT/ablation" "${T[@]}" ;;
+  sweep)      $INVKIT eval --task sr4 --n "$NSWEEP" --nfe-sweep --batch-size 32 --out "$OUT/sweep" "${T[@]}" ;;
   all)        for part in sr4 sr4-dps sr2 inpaint deblur noisy ablation sweep; do "$0" "$part"; done ;;
   *)          echo "usage: $0 [sr4|sr4-dps|sr2|inpaint|deblur|noisy|ablation|sweep|all]" >&2; exit 2 ;;
 esac
