@@ -33,6 +33,7 @@ from .errors import CheckpointError, ConfigError, MissingFileError
 __all__ = [
     "load_state_dict",
     "save_state_dict",
+    "write_atomic",
     "load_strict",
     "check_state_dict",
     "strip_prefix",
@@ -127,7 +128,28 @@ def save_state_dict(state: Mapping[str, torch.Tensor], path: str | os.PathLike, 
             t = t.clone()
         seen.add(t.untyped_storage().data_ptr())
         out[k] = t
-    save_file(out, str(Path(path).expanduser()), metadata=dict(metadata) if metadata else None)
+    write_atomic(Path(path).expanduser(), lambda tmp: save_file(out, str(tmp), metadata=dict(metadata) if metadata else None))
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a sibling temporary path, then move it onto ``path`` in one step.
+
+    A write that fails or is killed leaves ``path`` as it was (no half-written file); the
+    temporary is removed on failure. The result gets the usual ``0o666 & ~umask`` permissions
+    (safetensors itself creates owner-only files).
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _likely_cause(missing: list[str], unexpected: list[str], shapes: list[tuple[str, tuple, tuple]]) -> str:

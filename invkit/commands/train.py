@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..checkpoint import write_atomic
 from ..data import fashion_mnist, fashion_mnist_dir
 from ..errors import CheckpointError, ConfigError, MissingFileError, PluginError
 from ..schedule import NoiseSchedule
@@ -155,13 +156,6 @@ def _versions() -> dict[str, str]:
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    # a run killed mid-save keeps its previous checkpoint
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 class DDPMTrainer:
@@ -344,8 +338,9 @@ class DDPMTrainer:
     def save(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         state = self.state_dict()
-        _atomic_write(self.out / CHECKPOINT, lambda p: torch.save(state, p))
-        _atomic_write(self.out / MANIFEST, lambda p: p.write_text(json.dumps(self.manifest(), indent=2) + "\n"))
+        # a run killed mid-save keeps its previous checkpoint
+        write_atomic(self.out / CHECKPOINT, lambda p: torch.save(state, p))
+        write_atomic(self.out / MANIFEST, lambda p: p.write_text(json.dumps(self.manifest(), indent=2) + "\n"))
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -415,7 +410,7 @@ class DDPMTrainer:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.ema.state_dict().items()}
-        save_file(tensors, str(path), metadata={"format": "pt", "step": str(self.step)})
+        write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt", "step": str(self.step)}))
         meta = {
             "arch": "invkit_ddpm.model.DDPMUNet",
             "model": self.config.net_kwargs(),
@@ -437,7 +432,7 @@ class DDPMTrainer:
                 "versions": _versions(),
             },
         }
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+        write_atomic(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
         return path
 
 
@@ -513,8 +508,9 @@ def export_classifier(net: nn.Module, path: str | os.PathLike, info: dict[str, A
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().float().contiguous() for k, v in net.state_dict().items()}, str(path))
-    path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    tensors = {k: v.detach().cpu().float().contiguous() for k, v in net.state_dict().items()}
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
+    write_atomic(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(info, indent=2) + "\n"))
     return path
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import invkit
-from invkit.checkpoint import load_state_dict, load_strict, resolve_dtype, save_state_dict
+from invkit.checkpoint import load_state_dict, load_strict, resolve_dtype, save_state_dict, write_atomic
 from invkit.errors import CheckpointError, ConfigError, MissingFileError
 
 DDPM = dict(ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,), resolution=16)
@@ -36,6 +36,27 @@ def test_safetensors_round_trip_is_exact(tmp_path):
     torch.testing.assert_close(_out(loaded), _out(src), rtol=0, atol=0)
     other = invkit.backbone("ddpm", **DDPM, seed=2)
     assert not torch.allclose(_out(other), _out(src))
+
+
+def test_saves_are_atomic_and_readable_by_others(tmp_path):
+    path = tmp_path / "w.safetensors"
+    save_state_dict({"a": torch.arange(4.0)}, path)
+    old = os.umask(0o022)
+    try:
+        save_state_dict({"a": torch.ones(3)}, path)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # safetensors alone would leave 0o600
+    assert torch.equal(load_state_dict(path)["a"], torch.ones(3))
+
+    def dies(tmp):
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(path, dies)
+    assert torch.equal(load_state_dict(path)["a"], torch.ones(3))  # the old file is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]  # no temporary left
 
 
 def test_pt_with_module_prefix_and_wrapper(tmp_path):
