@@ -62,6 +62,8 @@ __all__ = [
     "merge_results",
     "write_outputs",
     "markdown_table",
+    "paired_difference",
+    "paired_table",
     "image_grid",
     "plot_lines",
     "SWEEP_FAMILIES",
@@ -778,8 +780,11 @@ def _fmt(value: Any, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def markdown_table(result: EvalResult) -> str:
-    """The results as a Markdown table laid out like SSD's Table 1 (method | PSNR | SSIM | FID | …)."""
+def markdown_table(result: EvalResult, compare: Sequence[tuple[str, str]] = ()) -> str:
+    """The results as a Markdown table laid out like SSD's Table 1 (method | PSNR | SSIM | FID | …).
+
+    ``compare`` adds the :func:`paired_table` of those ``(a, b)`` method pairs.
+    """
     cfg = result.config
     lpips_col = any("lpips" in a for a in result.aggregates.values())
     incep_col = any("fid_inception" in a for a in result.aggregates.values())
@@ -809,6 +814,53 @@ def markdown_table(result: EvalResult) -> str:
         )
     lines.append("PSNR/SSIM on uint8-truncated images; NFE = network calls really made; s/img = batch time / batch size.")
     lines += [f"Note: {note}" for note in result.notes]
+    if compare:
+        lines += ["", "Paired per-image differences (same images, same measurements):", "", paired_table(result.rows, compare).rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def paired_difference(rows: Sequence[Mapping[str, Any]], a: str, b: str, metric: str = "psnr") -> dict[str, Any]:
+    """Per-image difference ``a − b`` of ``metric`` over the images both methods restored.
+
+    ``rows`` are per-image rows (:attr:`EvalResult.rows` or ``results.json``'s ``"rows"``). Every
+    method restores image i from the same measurement, so the paired difference removes the
+    image-to-image spread that dominates a difference of means. Returns ``mean``, ``ci95`` (the
+    half-width 1.96·sd/√n of a normal interval for the mean), ``n`` and ``a_better`` (the
+    fraction of images where ``a`` scores higher).
+    """
+    values: dict[str, dict[int, float]] = {a: {}, b: {}}
+    for row in rows:
+        if row.get("method") in values and row.get(metric) is not None:
+            values[row["method"]][int(row["index"])] = float(row[metric])
+    for m in (a, b):
+        if not values[m]:
+            known = sorted({str(r.get("method")) for r in rows})
+            raise ConfigError(f"no per-image {metric!r} for method {m!r}; methods in these rows: {', '.join(known)}")
+    common = sorted(set(values[a]) & set(values[b]))
+    if len(common) < 2:
+        raise ConfigError(f"{a!r} and {b!r} share {len(common)} images; a paired difference needs at least 2")
+    d = np.array([values[a][i] - values[b][i] for i in common], dtype=np.float64)
+    return {
+        "a": a,
+        "b": b,
+        "metric": metric,
+        "n": len(d),
+        "mean": float(d.mean()),
+        "ci95": float(1.96 * d.std(ddof=1) / np.sqrt(len(d))),
+        "a_better": float((d > 0).mean()),
+    }
+
+
+def paired_table(rows: Sequence[Mapping[str, Any]], pairs: Sequence[tuple[str, str]], metrics: Sequence[str] = ("psnr", "ssim")) -> str:
+    """Markdown table of :func:`paired_difference` for each ``(a, b)`` pair and metric."""
+    lines = ["| a − b | metric | mean difference | 95% CI | a better on | n |", "|---|---|---|---|---|---|"]
+    for a, b in pairs:
+        for metric in metrics:
+            r = paired_difference(rows, a, b, metric)
+            digits = 2 if metric == "psnr" else 4
+            lines.append(
+                f"| {a} − {b} | {metric} | {r['mean']:+.{digits}f} | ±{r['ci95']:.{digits}f} | {100 * r['a_better']:.0f}% | {r['n']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -960,13 +1012,15 @@ def write_outputs(
     *,
     save_images: bool = False,
     sweep: tuple[Sequence[str], Sequence[int]] | None = None,
+    compare: Sequence[tuple[str, str]] = (),
     command: Any = None,
 ) -> list[Path]:
     """Write ``results.json``, ``table.md``, ``grid.png`` and last ``manifest.json`` to ``out``.
 
     ``save_images`` writes every quantised restoration as ``images/<method>/<name>.png`` (and the
     ground truth under ``images/gt``), for external metric tools. ``sweep = (families, nfes)``
-    adds the files of :func:`write_sweep`. ``command`` is recorded in the manifest.
+    adds the files of :func:`write_sweep`; ``compare`` adds paired differences to ``table.md``.
+    ``command`` is recorded in the manifest.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -975,7 +1029,7 @@ def write_outputs(
     path.write_text(json.dumps(results_dict(result), indent=1, default=str) + "\n")
     written.append(path)
     path = out / "table.md"
-    path.write_text(markdown_table(result))
+    path.write_text(markdown_table(result, compare))
     written.append(path)
     if result.examples["index"].numel():
         cols, captions = grid_columns(result)

@@ -58,7 +58,26 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "eval") -> None:
     parser.add_argument("--families", nargs="+", default=list(ev.SWEEP_FAMILIES), help="families for --nfe-sweep (default: ssd ddnm ddrm)")
     parser.add_argument("--nfe", nargs="+", type=int, default=list(ev.SWEEP_NFES), help="NFE budgets for --nfe-sweep (default: 10 20 30 50 100)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); 1 is fastest on a busy machine")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="A:B",
+                        help="also report the paired per-image PSNR/SSIM difference A − B with its 95%% interval "
+                        "(e.g. --compare ssd-30:ddnm-30); A and B must be among the evaluated methods")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _pairs(items: list[str], methods: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        a, colon, b = item.partition(":")
+        # method labels may carry ':' overrides; split at the colon that leaves two known labels
+        if item.count(":") > 1:
+            splits = [(item[:i], item[i + 1 :]) for i, ch in enumerate(item) if ch == ":"]
+            found = [(x, y) for x, y in splits if x in methods and y in methods]
+            if found:
+                a, b, colon = *found[0], ":"
+        if not colon or a not in methods or b not in methods:
+            raise ConfigError(f"--compare {item!r}: expected A:B with A and B among the evaluated methods ({', '.join(methods)})")
+        pairs.append((a, b))
+    return pairs
 
 
 def set_threads(threads: int | None) -> None:
@@ -94,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--n and --batch-size must be >= 1; --offset, --seed and --grid >= 0")
     set_threads(args.threads)
     methods = ["input", *ev.sweep_methods(args.families, args.nfe)] if args.nfe_sweep else args.recipes
+    pairs = _pairs(args.compare, [ev.parse_method(m).label for m in methods])  # checked before an hour of restoring, not after
     group = _process_group(args.device)
     try:
         cfg = ev.EvalConfig(
@@ -135,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
     arguments = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     sweep = (args.families, args.nfe) if args.nfe_sweep else None
-    written = ev.write_outputs(result, args.out, save_images=args.save_images, sweep=sweep, command={"invkit eval": arguments})
-    print(ev.markdown_table(result), end="")
+    written = ev.write_outputs(result, args.out, save_images=args.save_images, sweep=sweep, compare=pairs, command={"invkit eval": arguments})
+    print(ev.markdown_table(result, compare=pairs), end="")
     print(f"wrote {len(written)} files to {args.out}")
     return 0

@@ -57,6 +57,11 @@ def save_grid(x: torch.Tensor, path: Path, *, nrow: int = 8, pad: int = 2, scale
     im.save(path)
 
 
+def eta_rows(model, etas: list[float], *, n: int = 8, steps: int = 100, seed: int = 0) -> torch.Tensor:
+    """``n`` samples per η from the same seed, stacked row by row: how the noise mix changes them."""
+    return torch.cat([sample(model, n, steps=steps, batch=n, seed=seed, eta=eta, progress=False) for eta in etas])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", help="weights to evaluate (default: the shipped fashion32.safetensors)")
@@ -72,9 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int)
     p.add_argument("--samples-out", type=Path, help="only draw the samples and save them (torch .pt) here: shard the work")
     p.add_argument("--samples-in", type=Path, nargs="+", help="score samples saved with --samples-out instead of drawing")
+    p.add_argument("--eta-grid", type=Path, help="only write 8 samples per η (rows: 0, 0.5, 0.85, 1; same seed) as a PNG grid here")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.eta_grid:
+        model = invkit.backbone("fashion32", checkpoint=args.checkpoint)
+        save_grid(eta_rows(model, [0.0, 0.5, 0.85, 1.0], steps=args.steps, seed=args.seed), args.eta_grid)
+        return 0
 
     result: dict = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads", "torch": torch.__version__}
     if args.samples_out:

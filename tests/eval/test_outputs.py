@@ -151,3 +151,29 @@ def test_lpips_and_inception_fid_are_skipped_with_a_note(monkeypatch, tmp_path):
     assert any(ev.LPIPS_VGG_WEIGHTS in n and where in n for n in notes)
     assert any(ev.INCEPTION_FID_WEIGHTS in n and where in n for n in notes)
     assert aggregates == {"m": {}}
+
+
+def test_paired_difference_is_exact_and_checks_its_input() -> None:
+    import numpy as np
+
+    from invkit.errors import ConfigError
+    from invkit.evaluation import paired_difference, paired_table
+
+    a = [20.0, 21.5, 19.0, 23.0]
+    b = [19.0, 22.0, 18.0, 21.0]
+    rows = [{"index": i, "method": "a", "psnr": v} for i, v in enumerate(a)]
+    rows += [{"index": i, "method": "b", "psnr": v} for i, v in enumerate(b)]
+    rows += [{"index": 9, "method": "b", "psnr": 0.0}]  # unpaired: ignored
+    d = np.subtract(a, b)
+    r = paired_difference(rows, "a", "b")
+    assert r["n"] == 4 and r["mean"] == pytest.approx(d.mean(), abs=1e-12)
+    assert r["ci95"] == pytest.approx(1.96 * d.std(ddof=1) / 2, abs=1e-12) and r["a_better"] == 0.75
+    flipped = paired_difference(rows, "b", "a")
+    assert flipped["mean"] == pytest.approx(-r["mean"]) and flipped["a_better"] == 0.25
+    assert "| a − b | psnr | +0.88 | ±" in paired_table(rows, [("a", "b")], metrics=("psnr",))
+    with pytest.raises(ConfigError, match="'c'.*methods in these rows: a, b"):
+        paired_difference(rows, "a", "c")
+    with pytest.raises(ConfigError, match="ssim"):
+        paired_difference(rows, "a", "b", "ssim")
+    with pytest.raises(ConfigError, match="at least 2"):
+        paired_difference(rows[:1] + rows[4:5], "a", "b")

@@ -65,3 +65,18 @@ def test_classifier_weights_load_and_fid_of_identical_sets_is_zero() -> None:
     x = torch.rand(40, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     assert abs(fid_fashion(x, x)) < 1e-6
     assert fid_fashion(x, -x) > 1e-3
+
+
+def test_card_eta_grid_is_seeded_and_eta_changes_the_samples(tmp_path) -> None:
+    from PIL import Image
+
+    from invkit_fashion32 import card
+
+    model = invkit.backbone("fashion32")
+    rows = card.eta_rows(model, [0.0, 1.0, 0.0], n=2, steps=3, seed=5)
+    assert rows.shape == (6, 1, 32, 32) and torch.isfinite(rows).all()
+    assert torch.equal(rows[0:2], rows[4:6])  # same seed, same η: same samples
+    assert not torch.allclose(rows[0:2], rows[2:4])  # η = 1 draws fresh noise each step
+    out = tmp_path / "eta.png"
+    assert card.main(["--eta-grid", str(out), "--steps", "2", "--seed", "1"]) == 0
+    assert Image.open(out).size == (2 * (8 * 34 + 2), 2 * (4 * 34 + 2))  # 8 wide, 4 rows of η
