@@ -67,16 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "eval") -> None:
 def _pairs(items: list[str], methods: list[str]) -> list[tuple[str, str]]:
     pairs = []
     for item in items:
-        a, colon, b = item.partition(":")
-        # method labels may carry ':' overrides; split at the colon that leaves two known labels
-        if item.count(":") > 1:
-            splits = [(item[:i], item[i + 1 :]) for i, ch in enumerate(item) if ch == ":"]
-            found = [(x, y) for x, y in splits if x in methods and y in methods]
-            if found:
-                a, b, colon = *found[0], ":"
-        if not colon or a not in methods or b not in methods:
+        # method labels may carry ':' overrides; take the colon that leaves two known labels
+        splits = [(item[:i], item[i + 1 :]) for i, ch in enumerate(item) if ch == ":"]
+        found = [(a, b) for a, b in splits if a in methods and b in methods]
+        if not found:
             raise ConfigError(f"--compare {item!r}: expected A:B with A and B among the evaluated methods ({', '.join(methods)})")
-        pairs.append((a, b))
+        pairs.append(found[0])
     return pairs
 
 

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..checkpoint import write_atomic
+from ..checkpoint import save_state_dict, write_atomic
 from ..data import fashion_mnist, fashion_mnist_dir
 from ..errors import CheckpointError, ConfigError, MissingFileError, PluginError
 from ..schedule import NoiseSchedule
@@ -405,12 +405,10 @@ class DDPMTrainer:
 
     def export(self, path: str | os.PathLike) -> Path:
         """EMA weights → ``path`` (safetensors) and the config → ``path`` with suffix ``.json``."""
-        from safetensors.torch import save_file
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.ema.state_dict().items()}
-        write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt", "step": str(self.step)}))
+        tensors = {k: v.float() for k, v in self.ema.state_dict().items()}
+        save_state_dict(tensors, path, metadata={"format": "pt", "step": str(self.step)})
         meta = {
             "arch": "invkit_ddpm.model.DDPMUNet",
             "model": self.config.net_kwargs(),
@@ -504,12 +502,9 @@ def train_classifier(
 
 def export_classifier(net: nn.Module, path: str | os.PathLike, info: dict[str, Any]) -> Path:
     """Classifier weights → ``path`` (safetensors) and ``info`` → ``path`` with suffix ``.json``."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().float().contiguous() for k, v in net.state_dict().items()}
-    write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
+    save_state_dict({k: v.float() for k, v in net.state_dict().items()}, path)
     write_atomic(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(info, indent=2) + "\n"))
     return path
 
