@@ -28,9 +28,7 @@ from .errors import (
     PluginError,
     UnknownNameError,
 )
-# Loaded before `def backbone` below: a first import of the submodule would otherwise rebind
-# `invkit.backbone` from the function to the module.
-from . import backbone as _backbone_module  # noqa: F401
+from ._compat import alias_module
 from .hookspecs import hookimpl
 from .noise import JPEG, Gaussian, Measurement, NoNoise, Noise, UniformGaussian
 from .operator import Composed, Operator, SVDView, compose
@@ -39,10 +37,16 @@ from .schedule import NoiseSchedule, timesteps
 
 __version__ = "0.1.0"
 
+# The modules `invkit.backbone` and `invkit.recipe` became `invkit.models` and `invkit.sampling`
+# (their names clashed with the functions `invkit.backbone()` and `invkit.recipe()`); the old
+# import paths warn for one release.
+alias_module("invkit.backbone", "invkit.models")
+alias_module("invkit.recipe", "invkit.sampling")
+
 # Engine names resolved on first use (PEP 562): `import invkit` stays light.
 _LAZY = {
-    "Backbone": "backbone",
-    "NetBackbone": "backbone",
+    "Backbone": "models",
+    "NetBackbone": "models",
     "Inverter": "inverters",
     "DDIM": "inverters",
     "DDPM": "inverters",
@@ -54,9 +58,11 @@ _LAZY = {
     "DDNMPlus": "guidance",
     "DPS": "guidance",
     "DDRM": "guidance",
-    "Recipe": "recipe",
-    "RunResult": "recipe",
-    "StepInfo": "recipe",
+    "Recipe": "sampling",
+    "RunResult": "sampling",
+    "StepInfo": "sampling",
+    "GenStep": "plan",
+    "Context": "plan",
 }
 
 
@@ -91,12 +97,6 @@ def backbone(name: str, **params: Any):
 def backbones() -> dict[str, tuple[str, str]]:
     """Registered backbones: name → (one-line description, providing plugin)."""
     return {n: (s.description, s.plugin) for n, s in backbones_registry.specs().items()}
-
-
-# Importing the submodule ``invkit.recipe`` for the first time rebinds the package attribute
-# ``recipe`` to that module; importing it here, before the function below is defined, keeps
-# ``invkit.recipe(...)`` the preset factory whoever imports ``invkit.recipe`` later.
-from . import recipe as _recipe_module  # noqa: E402,F401
 
 
 def recipe(name: str, task: str | None = None, **overrides: Any):

@@ -22,19 +22,21 @@ recipe calls before the first network call.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import attrs
 import torch
 
 from . import rng
 from .errors import CapabilityError, ConfigError
-from .inverters import _bool
 from .operator import Operator, SVDView
+from ._compat import deprecated_names
+from .validators import boolean, nonneg_number, optional, unit_interval
+
+if TYPE_CHECKING:  # annotations only; the step plan lives in invkit.plan
+    from .plan import Context, GenStep
 
 __all__ = [
-    "GenStep",
-    "Context",
     "Guidance",
     "NoGuidance",
     "BackProj",
@@ -44,50 +46,6 @@ __all__ = [
     "DDRM",
     "ddim_update",
 ]
-
-
-@attrs.frozen(slots=True)
-class GenStep:
-    """One generation step ``t → t_next`` with its coefficients precomputed as Python floats.
-
-    ``i`` indexes the generation timestep list (0 = lowest timestep), so the first step of a
-    B-step recipe has ``i = B − 1``. ``t_next = −1`` after the last step; ``t_next > t`` marks a
-    time-travel step (DDNM), which makes no network call and calls no guidance.
-    """
-
-    i: int
-    t: int
-    t_next: int
-    abar: float
-    abar_next: float
-    eta: float
-    sqrt_abar: float
-    sqrt_1m_abar: float
-    sqrt_abar_next: float
-    sigma_next: float  # √(1 − ᾱ_next): the VP noise level after the step
-
-    @classmethod
-    def make(cls, i: int, t: int, t_next: int, abar: float, abar_next: float, eta: float) -> "GenStep":
-        return cls(
-            i, t, t_next, abar, abar_next, eta,
-            math.sqrt(abar), math.sqrt(1.0 - abar), math.sqrt(abar_next), math.sqrt(1.0 - abar_next),
-        )
-
-    @property
-    def travel(self) -> bool:
-        return self.t_next > self.t
-
-
-@attrs.frozen
-class Context:
-    """What a guidance knows about the run: the operator, ``y``, the resolved ``t0``, the number
-    of generation timesteps ``steps`` and whatever :meth:`Guidance.start` precomputed (``extra``)."""
-
-    op: Operator
-    y: torch.Tensor
-    t0: int
-    steps: int
-    extra: Any = None
 
 
 def _mix(
@@ -109,21 +67,6 @@ def ddim_update(
 ) -> torch.Tensor:
     r"""``x′ = √ᾱ′·x0 + √(1−η²)·√(1−ᾱ′)·ε + η·√(1−ᾱ′)·z`` (DDNM's DDIM form; SSD uses η = 0.8)."""
     return _mix(step.sqrt_abar_next, x0, eps, step.sigma_next, eta, generator)
-
-
-def _nonneg(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
-        raise ConfigError(f"{type(instance).__name__}.{attribute.name} must be a finite number >= 0, got {value!r}")
-
-
-def _unit(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value <= 1.0):
-        raise ConfigError(f"{type(instance).__name__}.{attribute.name} must be a number in [0, 1], got {value!r}")
-
-
-def _unit_or_none(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
-    if value is not None:
-        _unit(instance, attribute, value)
 
 
 def _need_svd(guidance: "Guidance", op: Operator, y: torch.Tensor) -> SVDView:
@@ -244,9 +187,9 @@ class DDNMPlus(Guidance):
     ``eta`` None uses the recipe's ``eta``. ``spectral=False`` forces the scalar form.
     """
 
-    sigma_y: float = attrs.field(default=0.0, validator=_nonneg)
-    eta: float | None = attrs.field(default=None, validator=_unit_or_none)
-    spectral: bool = attrs.field(default=True, validator=_bool)
+    sigma_y: float = attrs.field(default=0.0, validator=nonneg_number())
+    eta: float | None = attrs.field(default=None, validator=optional(unit_interval()))
+    spectral: bool = attrs.field(default=True, validator=boolean)
 
     def start(self, ctx):  # noqa: ANN001 - see Guidance.start
         view = ctx.op.svd_for(ctx.y) if self.spectral else None
@@ -328,9 +271,9 @@ class DDRM(Guidance):
     so noiseless DDRM ends exactly consistent (``A x̂ = y``), the σ′ → 0 limit of that branch.
     """
 
-    sigma_y: float = attrs.field(default=0.0, validator=_nonneg)
-    eta: float = attrs.field(default=0.85, validator=_unit)
-    eta_b: float = attrs.field(default=1.0, validator=_unit)
+    sigma_y: float = attrs.field(default=0.0, validator=nonneg_number())
+    eta: float = attrs.field(default=0.85, validator=unit_interval())
+    eta_b: float = attrs.field(default=1.0, validator=unit_interval())
 
     def start(self, ctx):  # noqa: ANN001 - see Guidance.start
         return attrs.evolve(ctx, extra=_spectral(_need_svd(self, ctx.op, ctx.y), ctx.y))
@@ -383,7 +326,7 @@ class DPS(Guidance):
     couples the samples; both agree at batch size 1). ζ = 0.3 (SR, deblur), 0.5 (inpainting).
     """
 
-    zeta: float = attrs.field(default=0.3, validator=_nonneg)
+    zeta: float = attrs.field(default=0.3, validator=nonneg_number())
 
     needs_grad: ClassVar[bool] = True
 
@@ -400,3 +343,7 @@ class DPS(Guidance):
         if var > 0.0:
             x_next = x_next + math.sqrt(var) * rng.randn_like(x_next, generator)
         return x_next - float(self.zeta) * grad
+
+
+# GenStep and Context moved to invkit.plan (the plan the recipe builds).
+__getattr__ = deprecated_names(__name__, {"GenStep": "invkit.plan:GenStep", "Context": "invkit.plan:Context"})

@@ -15,7 +15,7 @@ With ``a = ᾱ_t``, ``a_n = ᾱ_{t_next}`` and the respaced beta ``b = 1 − a_n
   network call (SDEdit); ``DA(eta=1, clamp=False)`` equals it in exact arithmetic because
   ``1 − a_n − b = a_n(1 − a)/a`` cancels the ε terms.
 
-The shared loop in :mod:`invkit.recipe` makes the network call (so the NFE is counted in one
+The shared loop in :mod:`invkit.sampling` makes the network call (so the NFE is counted in one
 place) and hands ``eps`` to :meth:`Inverter.step`; an inverter with ``needs_eps = False`` gets
 ``eps=None`` and costs no call.
 """
@@ -29,7 +29,7 @@ import attrs
 import torch
 
 from . import rng
-from .errors import ConfigError
+from .validators import boolean, unit_interval
 
 __all__ = ["Inverter", "InverterStep", "DA", "DDIM", "DDPM", "predict_x0"]
 
@@ -67,17 +67,7 @@ class Inverter:
         raise NotImplementedError
 
 
-def _eta_in_unit_interval(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value <= 1.0):
-        raise ConfigError(
-            f"{type(instance).__name__}.{attribute.name} must be a number in [0, 1] "
-            f"(0 = DDIM inversion, 1 = DDPM forward noising), got {value!r}"
-        )
-
-
-def _bool(instance, attribute, value):  # noqa: ANN001 - attrs validator signature (shared by the engine)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{type(instance).__name__}.{attribute.name} must be True or False, got {value!r}")
+_ETA_HINT = " (0 = DDIM inversion, 1 = DDPM forward noising)"
 
 
 def _da_step(
@@ -106,8 +96,8 @@ class DA(Inverter):
     for data outside that range (e.g. the GMM vectors).
     """
 
-    eta: float = attrs.field(default=0.4, validator=_eta_in_unit_interval)
-    clamp: bool = attrs.field(default=True, validator=_bool)
+    eta: float = attrs.field(default=0.4, validator=unit_interval(_ETA_HINT))
+    clamp: bool = attrs.field(default=True, validator=boolean)
 
     def step(self, x, eps, abar, abar_next, generator):  # noqa: ANN001 - see Inverter.step
         return _da_step(x, eps, abar, abar_next, float(self.eta), self.clamp, generator)
@@ -117,7 +107,7 @@ class DA(Inverter):
 class DDIM(Inverter):
     r"""Deterministic DDIM inversion ``x_next = √a_n·x0 + √(1−a_n)·ε`` (≡ ``DA(eta=0)``)."""
 
-    clamp: bool = attrs.field(default=True, validator=_bool)
+    clamp: bool = attrs.field(default=True, validator=boolean)
 
     def step(self, x, eps, abar, abar_next, generator):  # noqa: ANN001 - see Inverter.step
         return _da_step(x, eps, abar, abar_next, 0.0, self.clamp, generator)

@@ -16,13 +16,9 @@ import torch
 from . import rng
 from .errors import InvalidInputError
 from .operator import Operator, check_tensor
+from .validators import nonneg_number
 
 __all__ = ["Noise", "NoNoise", "Gaussian", "UniformGaussian", "JPEG", "Measurement"]
-
-
-def _nonneg(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
-    if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
-        raise InvalidInputError(f"{type(instance).__name__}.{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
 class Noise:
@@ -49,7 +45,7 @@ class NoNoise(Noise):
 class Gaussian(Noise):
     r"""Additive white Gaussian noise ``y + σ n``, ``n ~ N(0, I)``, σ in **[-1, 1] units**."""
 
-    sigma: float = attrs.field(validator=_nonneg)
+    sigma: float = attrs.field(validator=nonneg_number(error=InvalidInputError))
 
     @classmethod
     def from_unit_range(cls, sigma01: float) -> "Gaussian":
@@ -70,7 +66,7 @@ class UniformGaussian(Noise):
     This is SSD+'s protocol (``--deg_noise gaussian``: σ ~ U[0, 0.2] in [-1, 1] units).
     """
 
-    sigma_max: float = attrs.field(default=0.2, validator=_nonneg)
+    sigma_max: float = attrs.field(default=0.2, validator=nonneg_number(error=InvalidInputError))
     sigma = None  # per-sample, unknown to a solver
 
     def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -21,7 +21,7 @@ import attrs
 import torch
 
 from invkit import hookimpl
-from invkit.backbone import NetBackbone
+from invkit.models import NetBackbone
 from invkit.checkpoint import build_net, missing_checkpoint_message
 from invkit.errors import InvalidInputError
 from invkit.schedule import NoiseSchedule

@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from invkit.backbone import Backbone, as_timestep_tensor
+from invkit.models import Backbone, as_timestep_tensor
 from invkit.checkpoint import resolve_dtype
 from invkit.errors import CheckpointError, ConfigError, MissingFileError
 from invkit.schedule import NoiseSchedule

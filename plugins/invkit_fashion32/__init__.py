@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from invkit import hookimpl
-from invkit.backbone import NetBackbone
+from invkit.models import NetBackbone
 from invkit.errors import ConfigError, MissingFileError, UnknownNameError
 
 __all__ = ["fashion32", "WEIGHTS", "CONFIG", "CLASSIFIER", "config"]

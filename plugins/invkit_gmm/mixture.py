@@ -29,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from invkit.backbone import Backbone, as_timestep_tensor
+from invkit.models import Backbone, as_timestep_tensor
 from invkit.errors import CapabilityError, InvalidInputError
 from invkit.operator import Operator
 from invkit.rng import resolve

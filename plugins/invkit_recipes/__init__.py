@@ -1,7 +1,7 @@
 r"""Built-in recipe presets: the paper's SSD settings, its baselines and its ablations.
 
 Every preset is ``factory(task=None, **overrides) -> Recipe``: ``task`` picks the per-task
-numbers (one of :data:`TASKS`; None uses the SR numbers), ``overrides`` replace any
+numbers (one of :data:`PRESET_TASKS`; None uses the SR numbers), ``overrides`` replace any
 :class:`~invkit.Recipe` field (``invkit.recipe("ssd-100", task="sr", eta=0.0)``) or set the
 guidance's own knobs where it has them (``sigma_y=``, ``zeta=``, ``t_stop=``, ``eta_b=``). The
 bare family names ``ssd``, ``ddnm``, ``ddrm`` and ``dps`` take explicit step counts
@@ -16,14 +16,17 @@ from typing import Any, Callable
 import attrs
 
 from invkit import hookimpl
+from invkit._compat import deprecated_names
 from invkit.errors import ConfigError, UnknownNameError
 from invkit.guidance import DDRM, DPS, BackProj, DDNMPlus, Guidance, NoGuidance, StagedBackProj
 from invkit.inverters import DA, DDIM, DDPM, Inverter
-from invkit.recipe import Recipe
+from invkit.sampling import Recipe
 
-__all__ = ["TASKS", "SSD_TASKS", "DPS_ZETA"]
+__all__ = ["PRESET_TASKS", "SSD_TASKS", "DPS_ZETA"]
 
-TASKS = ("sr", "deblur", "inpainting", "colorization", "denoise")
+#: The task families a preset knows numbers for (coarser than the evaluation tasks of
+#: :data:`invkit.evaluation.EVAL_TASKS`: ``sr2``/``sr4``/``sr8`` all use ``"sr"``).
+PRESET_TASKS = ("sr", "deblur", "inpainting", "colorization", "denoise")
 
 #: SSD's per-task (t0, DA inversion η) from the paper's run scripts (spec ``ssd.md`` §5);
 #: denoising has no script and takes the SR numbers.
@@ -45,8 +48,8 @@ _FIELDS = tuple(f.name for f in attrs.fields(Recipe))
 def _task(name: str, task: str | None) -> str:
     if task is None:
         return "sr"
-    if task not in TASKS:
-        raise UnknownNameError(f"recipe {name!r} has no task {task!r}; tasks: {', '.join(TASKS)}")
+    if task not in PRESET_TASKS:
+        raise UnknownNameError(f"recipe {name!r} has no task {task!r}; tasks: {', '.join(PRESET_TASKS)}")
     return task
 
 
@@ -243,4 +246,7 @@ PRESETS: dict[str, tuple[Callable[..., Recipe], int | None]] = {
 @hookimpl
 def invkit_register_recipes(register):  # type: ignore[no-untyped-def]
     for name, (factory, nfe) in PRESETS.items():
-        register(name, factory, nfe=nfe, tasks=TASKS)
+        register(name, factory, nfe=nfe, tasks=PRESET_TASKS)
+
+
+__getattr__ = deprecated_names(__name__, {"TASKS": "invkit_recipes:PRESET_TASKS"})

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from invkit.backbone import Backbone
+from invkit.models import Backbone
 from invkit.operator import Operator, SVDView
 from invkit.schedule import NoiseSchedule
 

@@ -9,7 +9,7 @@ import torch
 
 from invkit import DA, DDRM, DPS, BackProj, DDNMPlus, NoGuidance, Recipe, StagedBackProj, StepInfo
 from invkit.errors import ConfigError
-from invkit.guidance import Context, GenStep
+from invkit.plan import Context, GenStep
 
 from .models import GaussianPrior, Matrix, MatrixNoSVD, gen, random_matrix
 

@@ -8,7 +8,7 @@ import torch
 import invkit
 from invkit import DA, DDIM, DDRM, BackProj, NoGuidance, Recipe, StepInfo
 from invkit.errors import CapabilityError, ConfigError, InvalidDTypeError, InvalidInputError
-from invkit.recipe import travel_schedule
+from invkit.plan import travel_schedule
 
 from .models import GaussianPrior, Mask, Matrix, MatrixNoSVD, gen, random_matrix
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from invkit import hookimpl
-from invkit.backbone import NetBackbone
+from invkit.models import NetBackbone
 from invkit.plugins import register_plugin, unregister_plugin
 from invkit.schedule import NoiseSchedule
 

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 import invkit
-from invkit.backbone import NetBackbone
+from invkit.models import NetBackbone
 from invkit.errors import MissingFileError
 from invkit.metrics import FashionClassifier, fid_fashion, load_fashion_classifier
 from invkit.schedule import NoiseSchedule

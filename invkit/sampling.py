@@ -39,10 +39,12 @@ from tqdm.auto import tqdm
 
 from . import rng
 from .errors import ConfigError, InvalidInputError
-from .guidance import Context, GenStep, Guidance, NoGuidance
-from .inverters import Inverter, _bool
+from .guidance import Guidance, NoGuidance
+from .inverters import Inverter, predict_x0
 from .operator import Operator, check_tensor, no_checks
+from .plan import Context, GenStep, generation_plan, travel_schedule
 from .schedule import NoiseSchedule, timesteps
+from .validators import boolean, instance_of, one_of, positive_int, unit_interval
 
 __all__ = ["Recipe", "RunResult", "StepInfo", "travel_schedule"]
 
@@ -79,61 +81,12 @@ class RunResult:
     seconds: float
 
 
-def travel_schedule(n: int, length: int = 1, repeat: int = 1) -> list[int]:
-    """Indices into an ``n``-step generation list, in visiting order, ending with −1 (the output).
-
-    Without travel (``repeat = 1``) this is ``n−1, …, 0, −1``. Otherwise, each time the walk
-    reaches j ∈ {0, length, 2·length, …} (j < n − length) it goes back up ``length`` indices one at
-    a time, ``repeat − 1`` times per j (RePaint's ``get_schedule_jump``, as DDNM uses it).
-    """
-    jumps = {j: repeat - 1 for j in range(0, n - length, length)}
-    out: list[int] = []
-    k = n
-    while k > 0:
-        k -= 1
-        out.append(k)
-        if jumps.get(k, 0) > 0:
-            jumps[k] -= 1
-            for _ in range(length):
-                k += 1
-                out.append(k)
-    out.append(-1)
-    return out
-
-
-def _positive_int(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"Recipe.{attribute.name} must be an integer >= 1, got {value!r}")
-
-
 def _t0(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ConfigError(f"Recipe.t0 must be an integer timestep >= 1 (or None for the model's T), got {value!r}")
 
 
-def _eta(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value <= 1.0):
-        raise ConfigError(
-            f"Recipe.eta (the generation noise mix, 0 = DDIM, 1 = all fresh noise) must be in [0, 1], got {value!r}"
-        )
-
-
-def _spacing(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
-    if value not in ("uniform", "leading"):
-        raise ConfigError(f"Recipe.spacing must be 'uniform' (SSD) or 'leading' (DDIM/DDNM/DDRM), got {value!r}")
-
-
-def _inverter(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
-    if value is not None and not isinstance(value, Inverter):
-        raise ConfigError(f"Recipe.inverter must be an Inverter (DA, DDIM, DDPM) or None, got {type(value).__name__}")
-
-
-def _guidance(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
-    if not isinstance(value, Guidance):
-        raise ConfigError(
-            f"Recipe.guidance must be a Guidance (NoGuidance, BackProj, StagedBackProj, DDNMPlus, DDRM, DPS), "
-            f"got {type(value).__name__}"
-        )
+_ETA_HINT = " (the generation noise mix, 0 = DDIM, 1 = all fresh noise)"
 
 
 @attrs.frozen
@@ -151,21 +104,21 @@ class Recipe:
     - ``name``: a label (presets set it).
     """
 
-    inverter: Inverter | None = attrs.field(default=None, validator=_inverter)
-    guidance: Guidance = attrs.field(factory=NoGuidance, validator=_guidance)
+    inverter: Inverter | None = attrs.field(default=None, validator=instance_of(Inverter, "an Inverter (DA, DDIM, DDPM) or None", allow_none=True))
+    guidance: Guidance = attrs.field(factory=NoGuidance, validator=instance_of(Guidance, "a Guidance (NoGuidance, BackProj, StagedBackProj, DDNMPlus, DDRM, DPS)"))
     t0: int | None = attrs.field(
         default=attrs.Factory(lambda self: 550 if self.inverter is not None else None, takes_self=True), validator=_t0
     )
-    inversion_steps: int = attrs.field(default=15, validator=_positive_int)
-    generation_steps: int = attrs.field(default=85, validator=_positive_int)
-    eta: float = attrs.field(default=0.8, validator=_eta)
+    inversion_steps: int = attrs.field(default=15, validator=positive_int())
+    generation_steps: int = attrs.field(default=85, validator=positive_int())
+    eta: float = attrs.field(default=0.8, validator=unit_interval(_ETA_HINT))
     spacing: str = attrs.field(
         default=attrs.Factory(lambda self: "uniform" if self.inverter is not None else "leading", takes_self=True),
-        validator=_spacing,
+        validator=one_of(("uniform", "leading"), " (uniform: SSD; leading: DDIM/DDNM/DDRM)"),
     )
-    clamp: bool = attrs.field(default=True, validator=_bool)
-    travel_length: int = attrs.field(default=1, validator=_positive_int)
-    travel_repeat: int = attrs.field(default=1, validator=_positive_int)
+    clamp: bool = attrs.field(default=True, validator=boolean)
+    travel_length: int = attrs.field(default=1, validator=positive_int())
+    travel_repeat: int = attrs.field(default=1, validator=positive_int())
     name: str | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -205,14 +158,7 @@ class Recipe:
         return inv, gen
 
     def _steps(self, gen: list[int], schedule: NoiseSchedule) -> list[GenStep]:
-        abar = schedule.abar
-        order = travel_schedule(len(gen), self.travel_length, self.travel_repeat)
-        steps = []
-        for i, j in zip(order[:-1], order[1:]):
-            t, t_next = gen[i], (gen[j] if j >= 0 else -1)
-            a_next = 1.0 if t_next < 0 else float(abar[t_next])
-            steps.append(GenStep.make(i, t, t_next, float(abar[t]), a_next, float(self.eta)))
-        return steps
+        return generation_plan(gen, schedule.abar, self.eta, self.travel_length, self.travel_repeat)
 
     # -- the loop ------------------------------------------------------------------------------
     def run(
@@ -230,7 +176,7 @@ class Recipe:
         """Solve ``y = A x (+ noise)`` with ``model`` as the prior; returns ``x̂`` (or a
         :class:`RunResult` with ``return_info=True``).
 
-        ``model(x, t) -> ε`` with a ``schedule`` attribute (a :class:`~invkit.backbone.Backbone`).
+        ``model(x, t) -> ε`` with a ``schedule`` attribute (a :class:`~invkit.models.Backbone`).
         ``x_T`` is the starting noise z ~ N(0, I) of a from-noise recipe (DDRM maps it through
         its spectral initialisation); without it, z is drawn from ``generator``. ``callback``
         sees a :class:`StepInfo` after every step; ``progress`` shows a tqdm bar. The same
@@ -303,9 +249,7 @@ class Recipe:
                         x = x.detach().requires_grad_(True)
                     eps = model(x, st.t)
                     nfe += 1
-                    x0 = (x - st.sqrt_1m_abar * eps) / st.sqrt_abar
-                    if clamp:
-                        x0 = x0.clamp(-1.0, 1.0)
+                    x0 = predict_x0(x, eps, st.abar, clamp)
                     x0_raw = x0
                     x0 = guidance.x0(x0, st, ctx)
                     x = guidance.update(x, x0, eps, st, ctx, g)
