@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, ConfigError, MissingFileError
+from .io import write_atomic
 
 __all__ = [
     "load_state_dict",
@@ -129,27 +130,6 @@ def save_state_dict(state: Mapping[str, torch.Tensor], path: str | os.PathLike, 
         seen.add(t.untyped_storage().data_ptr())
         out[k] = t
     write_atomic(Path(path).expanduser(), lambda tmp: save_file(out, str(tmp), metadata=dict(metadata) if metadata else None))
-
-
-def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a sibling temporary path, then move it onto ``path`` in one step.
-
-    A write that fails or is killed leaves ``path`` as it was (no half-written file); the
-    temporary is removed on failure. The result gets the usual ``0o666 & ~umask`` permissions
-    (safetensors itself creates owner-only files).
-    """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _likely_cause(missing: list[str], unexpected: list[str], shapes: list[tuple[str, tuple, tuple]]) -> str:
