@@ -1,4 +1,6 @@
-r"""Property tests over **every registered operator**, built-in or third-party.
+r"""Property tests over **every registered operator**, built-in or third-party, and over the
+rank-deficient A-only operators of ``_rank_deficient.py`` (test fixtures, not plugins: they put
+the generic adjoint and conjugate-gradient pseudo-inverse on operators with a null space).
 
 Each operator is built by the ``example(rng)`` it was registered with; hypothesis draws the seed
 of that ``numpy`` generator (so the parameters and the image size) and the batch size 1–3. All
@@ -27,12 +29,15 @@ from hypothesis import strategies as st
 from invkit import Operator
 from invkit.plugins import operators_registry
 
+from ._rank_deficient import EXAMPLES as RANK_DEFICIENT
+
 CLOSED_FORM_TOL = 1e-10
 KAPPA2 = 1e4
 DTYPE_TOL = 1e-4
 EXAMPLES = 12
 
 NAMES = operators_registry.names()
+CASES = NAMES + sorted(RANK_DEFICIENT)
 seeds = st.integers(0, 2**32 - 1)
 batches = st.integers(1, 3)
 property_settings = settings(max_examples=EXAMPLES, deadline=None)
@@ -40,6 +45,9 @@ property_settings = settings(max_examples=EXAMPLES, deadline=None)
 
 def build(name: str, seed: int) -> tuple[Operator, tuple[int, ...]]:
     """The operator ``name`` from its registered example, or a test failure if it has none."""
+    if name in RANK_DEFICIENT:
+        op, in_shape = RANK_DEFICIENT[name](np.random.default_rng(seed))
+        return op, tuple(in_shape)
     spec = operators_registry.get(name)
     example = spec.meta.get("example")
     if not callable(example):
@@ -97,7 +105,7 @@ def test_every_operator_is_registered_with_a_working_example(name):
     assert tuple(op.input_shape(tuple(y.shape))) == tuple(x.shape)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 @property_settings
 @given(seed=seeds, batch=batches)
 def test_penrose(name, seed, batch):
@@ -110,7 +118,7 @@ def test_penrose(name, seed, batch):
     assert_close(op.pinv(op.A(Pw)), Pw, t, 1e-3 * norm(w), "A⁺ A A⁺ = A⁺")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 @property_settings
 @given(seed=seeds, batch=batches)
 def test_projectors_are_symmetric(name, seed, batch):
@@ -124,7 +132,7 @@ def test_projectors_are_symmetric(name, seed, batch):
     assert abs(lhs - rhs) <= t * norm(w) * norm(z), "⟨AA⁺ w, z⟩ = ⟨w, AA⁺ z⟩"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 @property_settings
 @given(seed=seeds, batch=batches)
 def test_project_is_consistent_and_idempotent(name, seed, batch):
@@ -139,7 +147,7 @@ def test_project_is_consistent_and_idempotent(name, seed, batch):
     assert_close(op.project(q, w), q, t, 1e-3 * norm(x), "project idempotent")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 @property_settings
 @given(seed=seeds, batch=batches)
 def test_adjoint(name, seed, batch):
@@ -159,7 +167,7 @@ def _view_or_skip(op: Operator, y: torch.Tensor):
     return view
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 @property_settings
 @given(seed=seeds, batch=batches)
 def test_svd_view_agrees(name, seed, batch):
@@ -189,7 +197,7 @@ def test_svd_view_agrees(name, seed, batch):
         assert_close(plain.A(x), Ax, t, 1e-3 * norm(x), "svd() and svd_for(y) agree")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 @property_settings
 @given(seed=seeds, batch=st.integers(2, 3))
 def test_batch_invariance(name, seed, batch):
@@ -202,7 +210,7 @@ def test_batch_invariance(name, seed, batch):
         assert_close(whole, stacked, t, 1e-3 * norm(arg), f"{method.__name__} on a batch = stacked samples")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 @property_settings
 @given(seed=seeds, batch=batches)
 def test_dtype_invariance(name, seed, batch):
@@ -214,7 +222,7 @@ def test_dtype_invariance(name, seed, batch):
         assert_close(single.double(), double, DTYPE_TOL, 1e-3 * norm(arg), f"{method.__name__} float32 ≈ float64")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_autograd_through_A_after_inference_mode(name):
     """Recipes call operators under torch.inference_mode (filling any caches there); DPS then
     differentiates ‖y − A x‖² through A: ∇ = 2 Aᵀ(A x − y)."""
@@ -253,7 +261,7 @@ def test_an_operator_registered_without_example_fails_the_suite():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_cuda_matches_cpu(name):
     for seed in range(3):
         op, g, x, y_shape = setup(name, seed, 2)
