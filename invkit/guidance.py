@@ -1,7 +1,7 @@
 r"""Guidance: what keeps each generation step consistent with the measurement ``y``.
 
 The one generation loop (``invkit.Recipe.run``) does, at every step ``t → t′`` (``t′ = −1``
-after the last one, where ᾱ_{−1} = 1)::
+after the last one, where ᾱ_{−1} = 1):
 
     ε  = model(x, t)
     x0 = (x − √(1−ᾱ)·ε)/√ᾱ, optionally clamped to [−1, 1]
@@ -9,7 +9,7 @@ after the last one, where ᾱ_{−1} = 1)::
     x′ = guidance.update(x, x0, ε, step, ctx, g)       # default: the DDIM-η update below
 
 The default update is DDNM/SSD's DDIM form (DDNM, Wang et al., ICLR 2023, and SSD
-§3.3 with η = 0.8; not Song et al.'s σ_t)::
+§3.3 with η = 0.8; not Song et al.'s σ_t):
 
     x′ = √ᾱ′·x0 + √(1−η²)·√(1−ᾱ′)·ε + η·√(1−ᾱ′)·z
 
@@ -253,7 +253,7 @@ class DDNMPlus(Guidance):
     With ``a = √ᾱ′``, ``σ_t = √(1−ᾱ′)`` for the step to t′ and y's noise ``σ_y`` ([−1, 1] units):
 
     **Spectral form** (the operator has an SVD view, ``op.svd_for(y)``), per component with singular value s:
-    ``λ = s·σ_t·√(1−η²)/(a·σ_y)`` where ``s·σ_t < a·σ_y``, else 1, and::
+    ``λ = s·σ_t·√(1−η²)/(a·σ_y)`` where ``s·σ_t < a·σ_y``, else 1, and:
 
         x0′ = x0 − V Λ Vᵀ A⁺(A x0 − y)
         x′  = a·x0′ + V(d1 ⊙ z + d2 ⊙ Vᵀε)
@@ -417,7 +417,7 @@ class DPS(Guidance):
     r"""Diffusion Posterior Sampling (Chung et al., ICLR 2023; Algorithm 1).
 
     A DDPM ancestral step with the fixed-small posterior variance, then a gradient step on the
-    **un-squared** residual norm, differentiated through ``x0(x_t)`` (network included)::
+    **un-squared** residual norm, differentiated through ``x0(x_t)`` (network included):
 
         β = 1 − ᾱ_t/ᾱ_{t′},  β̃ = (1−ᾱ_{t′})/(1−ᾱ_t)·β
         μ = √ᾱ_{t′}·β/(1−ᾱ_t)·x0 + √(1−β)·(1−ᾱ_{t′})/(1−ᾱ_t)·x_t

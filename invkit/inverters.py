@@ -4,7 +4,7 @@ A recipe with an inverter starts at ``x = A⁺y`` (the "clean" state at ``t = 0`
 inverter up the inversion list to ``t0 − 1`` (SSD, Liu et al., IJCAI 2024, §3.1–3.2).
 With ``a = ᾱ_t``, ``a_n = ᾱ_{t_next}`` and the respaced beta ``b = 1 − a_n/a``:
 
-- ``DA`` (Distortion-Adaptive inversion, SSD eq. 11)::
+- ``DA`` (Distortion-Adaptive inversion, SSD eq. 11):
 
       x0     = clamp((x − √(1−a)·ε)/√a, −1, 1)
       x_next = √a_n·x0 + √(1 − a_n − η·b)·ε + √(η·b)·z,        z ~ N(0, I)
@@ -124,7 +124,7 @@ def _da_step(
 
 @attrs.frozen
 class DA(Inverter):
-    r"""SSD's Distortion-Adaptive inversion (Liu et al., IJCAI 2024, §3.2, eq. 11)::
+    r"""SSD's Distortion-Adaptive inversion (Liu et al., IJCAI 2024, §3.2, eq. 11):
 
         x_next = √a_n·x0 + √(1 − a_n − η·b)·ε + √(η·b)·z,   b = 1 − a_n/a
 

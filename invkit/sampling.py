@@ -1,6 +1,6 @@
 r"""``Recipe``: an inverter, a guidance and a few numbers, run by the one generation loop.
 
-::
+For example:
 
     r = Recipe(inverter=DA(eta=0.4), guidance=BackProj(), t0=550,
                inversion_steps=15, generation_steps=85, eta=0.8, spacing="uniform")  # SSD-100
@@ -13,7 +13,7 @@ at ``x = A⁺y`` at t = 0, takes ``F − 1`` inverter steps up the inversion lis
 DDRM, DPS) it starts from noise at the top of the generation list; ``t0`` then defaults to the
 model's ``T`` and the spacing to ``"leading"`` (DDRM-20 visits 950, 900, …, 0).
 
-Each generation step is (SSD, Liu et al., IJCAI 2024, §3.3; DDNM, Wang et al., ICLR 2023)::
+Each generation step is (SSD, Liu et al., IJCAI 2024, §3.3; DDNM, Wang et al., ICLR 2023):
 
     ε  = model(x, s_j);  x0 = (x − √(1−ᾱ)·ε)/√ᾱ  (clamped to [−1, 1] if ``clamp``)
     x0 = guidance.x0(x0, …);  x = guidance.update(x, x0, ε, …)

@@ -4,7 +4,7 @@ Each validator has the attrs signature ``(instance, attribute, value)`` and rais
 :class:`~invkit.errors.InvkitError` (a :class:`~invkit.errors.ConfigError` unless ``error=`` says
 otherwise) whose message names the class and field, e.g. ``DA.eta must be a number in [0, 1]``,
 so a bad part fails where it is built, not in the middle of a run.
-Plugins use them the same way as the core::
+Plugins use them the same way as the core:
 
     import attrs
     from invkit.validators import unit_interval, boolean
