@@ -251,6 +251,31 @@ class Recipe:
         its spectral initialisation); without it, z is drawn from ``generator``. ``callback``
         sees a :class:`StepInfo` after every step; ``progress`` shows a tqdm bar. The same
         ``generator`` seed gives bit-identical output on the CPU.
+
+        Args:
+            model: the prior, ``model(x, t) -> ε`` with ``t`` the integer timestep, and a
+                ``NoiseSchedule`` in ``model.schedule``.
+            y: the measurement ``(B, ...)``, as ``op.A(x)`` (plus noise) gives it.
+            op: the operator that produced ``y``.
+            generator: every random draw's source: one ``torch.Generator`` on ``y``'s device, or
+                a list with one per sample (then a sample's result does not depend on its batch);
+                ``None`` uses a fresh generator seeded with 0.
+            x_T: the starting noise of a recipe without an inverter, shaped like
+                ``op.input_shape(y.shape)``.
+            callback: called with a ``StepInfo`` after every step.
+            return_info: return a ``RunResult`` instead of the tensor.
+            progress: show a progress bar.
+
+        Returns:
+            ``x̂`` shaped like ``op.input_shape(y.shape)``, or a ``RunResult`` with the network
+            calls really made (``nfe``), the visited timesteps and the wall time.
+
+        Raises:
+            InvalidInputError: ``y``, ``op``, ``model``, ``generator`` or ``x_T`` is not what it
+                should be (checked before the first network call).
+            ConfigError: the recipe's timestep lists do not fit the model's ``T``.
+            CapabilityError: the guidance needs something the operator lacks (e.g. an SVD view
+                for DDRM), raised before the first network call.
         """
         y = check_tensor(y, "y", min_ndim=1)
         schedule = getattr(model, "schedule", None)
