@@ -1,22 +1,23 @@
 r"""Guidance: what keeps each generation step consistent with the measurement ``y``.
 
-The one generation loop (:meth:`invkit.Recipe.run`) does, at every step ``t → t′`` (``t′ = −1``
-after the last one, where ᾱ_{−1} = 1)::
+The one generation loop (``invkit.Recipe.run``) does, at every step ``t → t′`` (``t′ = −1``
+after the last one, where ᾱ_{−1} = 1):
 
     ε  = model(x, t)
     x0 = (x − √(1−ᾱ)·ε)/√ᾱ, optionally clamped to [−1, 1]
     x0 = guidance.x0(x0, step, ctx)                    # e.g. back projection
     x′ = guidance.update(x, x0, ε, step, ctx, g)       # default: the DDIM-η update below
 
-The default update is DDNM/SSD's DDIM form (spec ``ssd.md`` §3.3; not Song et al.'s σ_t)::
+The default update is DDNM/SSD's DDIM form (DDNM, Wang et al., ICLR 2023, and SSD
+§3.3 with η = 0.8; not Song et al.'s σ_t):
 
     x′ = √ᾱ′·x0 + √(1−η²)·√(1−ᾱ′)·ε + η·√(1−ᾱ′)·z
 
 so at the last step (ᾱ′ = 1) it returns the guided ``x0``. ε is never recomputed after the
 clamp or the correction. Spectral methods (DDRM, DDNM+) override ``update``; DPS sets
 ``needs_grad`` and differentiates through ``x0(x_t)``. A guidance that cannot work with an
-operator raises :class:`~invkit.errors.CapabilityError` from :meth:`Guidance.start`, which the
-recipe calls before the first network call.
+operator raises ``invkit.errors.CapabilityError`` from ``Guidance.start``, which the recipe
+calls before the first network call.
 """
 
 from __future__ import annotations
@@ -65,7 +66,21 @@ def _mix(
 def ddim_update(
     x0: torch.Tensor, eps: torch.Tensor, step: GenStep, eta: float, generator: torch.Generator
 ) -> torch.Tensor:
-    r"""``x′ = √ᾱ′·x0 + √(1−η²)·√(1−ᾱ′)·ε + η·√(1−ᾱ′)·z`` (DDNM's DDIM form; SSD uses η = 0.8)."""
+    r"""``x′ = √ᾱ′·x0 + √(1−η²)·√(1−ᾱ′)·ε + η·√(1−ᾱ′)·z`` (DDNM's DDIM form; SSD uses η = 0.8).
+
+    Zero coefficients are skipped and draw no noise, so η = 0 (or the last step, ᾱ′ = 1) uses
+    no randomness.
+
+    Args:
+        x0: the (guided) clean estimate.
+        eps: the network's ε at the current step (not recomputed after the guidance).
+        step: the step, with ``sqrt_abar_next`` = √ᾱ′ and ``sigma_next`` = √(1−ᾱ′).
+        eta: η ∈ [0, 1], the share of fresh noise.
+        generator: the source of ``z`` (one generator or one per sample).
+
+    Returns:
+        The state at the next timestep.
+    """
     return _mix(step.sqrt_abar_next, x0, eps, step.sigma_next, eta, generator)
 
 
@@ -83,30 +98,92 @@ def _need_svd(guidance: "Guidance", op: Operator, y: torch.Tensor) -> SVDView:
 class Guidance:
     """Base class: no correction and the default DDIM-η update. Override the hooks you need.
 
-    - :meth:`start` validates the operator (typed errors) and precomputes per-run data;
-    - :meth:`init` turns the starting noise into ``x_T`` for recipes that start from noise;
-    - :meth:`x0` corrects the clean estimate;
-    - :meth:`update` makes the next state (override it to own the update).
+    - ``start`` validates the operator (typed errors) and precomputes per-run data;
+    - ``init`` turns the starting noise into ``x_T`` for recipes that start from noise;
+    - ``x0`` corrects the clean estimate;
+    - ``update`` makes the next state (override it to own the update).
 
     ``needs_grad = True`` makes the loop run the network with autograd on and ``x`` requiring
-    grad, so :meth:`update` may differentiate ``x0`` with respect to ``x``.
+    grad, so ``update`` may differentiate ``x0`` with respect to ``x``. Every other guidance runs
+    inside ``torch.inference_mode()``.
+
+    Attributes:
+        needs_grad: run each step with autograd on (DPS).
+
+    Examples:
+        A guidance that back-projects only every other step:
+
+        ```python
+        import attrs
+        from invkit import Guidance
+
+        @attrs.frozen
+        class EveryOther(Guidance):
+            def x0(self, x0, step, ctx):
+                return ctx.op.project(x0, ctx.y) if step.i % 2 == 0 else x0
+        ```
     """
 
     needs_grad: ClassVar[bool] = False
 
     def start(self, ctx: Context) -> Context:
+        """Check the operator and precompute per-run data, before the first network call.
+
+        Args:
+            ctx: the run's operator, ``y``, ``t0`` and number of generation steps.
+
+        Returns:
+            ``ctx``, or a copy (``attrs.evolve(ctx, extra=...)``) carrying what the other hooks
+            need in ``extra``.
+
+        Raises:
+            CapabilityError: the operator lacks something this guidance needs (e.g. an SVD view).
+        """
         return ctx
 
     def init(self, z: torch.Tensor, step: GenStep, ctx: Context) -> torch.Tensor:
+        """The starting state ``x_T`` of a recipe without an inverter.
+
+        Args:
+            z: standard normal noise shaped like the input (``op.input_shape(y.shape)``).
+            step: the first generation step.
+            ctx: the context ``start`` returned.
+
+        Returns:
+            ``x_T``; the default is ``z`` itself.
+        """
         return z
 
     def x0(self, x0: torch.Tensor, step: GenStep, ctx: Context) -> torch.Tensor:
+        """Correct the clean estimate at one generation step.
+
+        Args:
+            x0: the network's clean estimate (clamped if the recipe clamps).
+            step: the current step.
+            ctx: the context ``start`` returned.
+
+        Returns:
+            The corrected estimate; the default returns ``x0`` unchanged.
+        """
         return x0
 
     def update(
         self, x: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, step: GenStep, ctx: Context,
         generator: torch.Generator,
     ) -> torch.Tensor:
+        """The state at the next timestep.
+
+        Args:
+            x: the current state (requires grad when ``needs_grad``).
+            x0: the clean estimate after ``x0``.
+            eps: the network's ε at this step.
+            step: the current step (``step.eta`` is the recipe's η).
+            ctx: the context ``start`` returned.
+            generator: the source of fresh noise (one generator or one per sample).
+
+        Returns:
+            The next state; the default is ``ddim_update(x0, eps, step, step.eta, generator)``.
+        """
         return ddim_update(x0, eps, step, step.eta, generator)
 
 
@@ -117,9 +194,11 @@ class NoGuidance(Guidance):
 
 @attrs.frozen
 class BackProj(Guidance):
-    r"""Back projection ``x0 ← x0 − A⁺(A x0 − y)`` at every step (SSD, ``ssd.md`` §3.2; DDNM §5.2).
+    r"""Back projection ``x0 ← x0 − A⁺(A x0 − y)`` at every step (SSD, §3.3 eq. 17; DDNM).
 
-    No step size and no σ_y term; with an exact ``A⁺`` the result satisfies ``A x0 = y``.
+    No step size and no σ_y term; with an exact ``A⁺`` the result satisfies ``A x0 = y``
+    (SSD eq. 18). It takes no arguments. With noisy ``y`` it reproduces the noise: use
+    ``StagedBackProj``, ``DDNMPlus`` or ``DDRM`` there.
     """
 
     def x0(self, x0, step, ctx):  # noqa: ANN001 - see Guidance.x0
@@ -128,11 +207,17 @@ class BackProj(Guidance):
 
 @attrs.frozen
 class StagedBackProj(Guidance):
-    r"""SSD+ (``ssd.md`` §4): back projection for the first ``stop_idx`` generation steps only,
+    r"""SSD+ (Liu et al., IJCAI 2024, §3.4): back projection for the first ``stop_idx`` generation steps only,
 
     ``stop_idx = int((t0 − t_stop)/t0 · B)``, then plain DDIM-η steps (the texture stage), so the
     output is the unprojected x0 at t = 0. t0 = 550, B = 85 projects at s ∈ {549 … 203} and
     stops at s ≤ 196; B = 25 projects down to 229 and stops from 206.
+
+    Args:
+        t_stop: the timestep below which back projection stops (SSD+ uses 200).
+
+    Raises:
+        ConfigError: ``t_stop`` is not an integer ≥ 0.
     """
 
     t_stop: int = attrs.field(default=200)
@@ -163,12 +248,12 @@ def _spectral(view: SVDView, y: torch.Tensor) -> _Spectral:
 
 @attrs.frozen
 class DDNMPlus(Guidance):
-    r"""DDNM+ (Wang et al., ICLR 2023): noise-aware range–null-space correction (spec §5.3).
+    r"""DDNM+ (Wang et al., ICLR 2023): noise-aware range–null-space correction (the paper's DDNM+ for noisy measurements).
 
     With ``a = √ᾱ′``, ``σ_t = √(1−ᾱ′)`` for the step to t′ and y's noise ``σ_y`` ([−1, 1] units):
 
     **Spectral form** (the operator has an SVD view, ``op.svd_for(y)``), per component with singular value s:
-    ``λ = s·σ_t·√(1−η²)/(a·σ_y)`` where ``s·σ_t < a·σ_y``, else 1, and::
+    ``λ = s·σ_t·√(1−η²)/(a·σ_y)`` where ``s·σ_t < a·σ_y``, else 1, and:
 
         x0′ = x0 − V Λ Vᵀ A⁺(A x0 − y)
         x′  = a·x0′ + V(d1 ⊙ z + d2 ⊙ Vᵀε)
@@ -184,7 +269,15 @@ class DDNMPlus(Guidance):
     ``simplified_ddnm_plus`` we use σ_t = √(1−ᾱ′) (not √(1−ᾱ′²)), compare with √ᾱ′·σ_y (not
     ᾱ′·σ_y) and apply γ once (not on top of the √(1−ᾱ′) factors), so σ_y = 0 is exactly DDNM.
 
-    ``eta`` None uses the recipe's ``eta``. ``spectral=False`` forces the scalar form.
+    Args:
+        sigma_y: the noise level σ_y of ``y`` in [−1, 1] units (0: plain DDNM).
+        eta: the noise mix η, or ``None`` to use the recipe's ``eta``.
+        spectral: use the spectral form when the operator has an SVD view; ``False`` forces the
+            scalar form.
+
+    Raises:
+        ConfigError: ``sigma_y`` negative or not finite, ``eta`` outside [0, 1], or ``spectral``
+            not a bool.
     """
 
     sigma_y: float = attrs.field(default=0.0, validator=nonneg_number())
@@ -250,7 +343,7 @@ class DDNMPlus(Guidance):
 
 @attrs.frozen
 class DDRM(Guidance):
-    r"""DDRM (Kawar et al., NeurIPS 2022; ``efficient_generalized_steps``, spec §5.1).
+    r"""DDRM (Kawar et al., NeurIPS 2022): the spectral update of its efficient sampler.
 
     In the variance-exploding view ``x̄ = x/√ᾱ``, ``σ_t = √(1−ᾱ_t)/√ᾱ_t``, with ``a = Vᵀx0``,
     ``e = Vᵀε``, ``ȳ = s⁺ ⊙ Uᵀy``, σ′ = σ_{t′} and σ_y = ``sigma_y`` ([−1, 1] units), each spectral
@@ -269,6 +362,15 @@ class DDRM(Guidance):
     uses strict inequalities, which at the last step with σ_y = 0 (σ′ = 0 = σ_y) send the range to
     the null-space branch and return the unprojected x0. We put the tie in the "noisier" branch,
     so noiseless DDRM ends exactly consistent (``A x̂ = y``), the σ′ → 0 limit of that branch.
+
+    Args:
+        sigma_y: the noise level σ_y of ``y`` in [−1, 1] units.
+        eta: η, the fresh-noise share in the null space and the less-noisy branch (DDRM 0.85).
+        eta_b: η_b, the weight of ``ȳ`` in the noisier branch (DDRM 1.0).
+
+    Raises:
+        ConfigError: ``sigma_y`` negative or not finite, ``eta`` or ``eta_b`` outside [0, 1].
+        CapabilityError: from ``start``, when the operator has no SVD view for ``y``'s size.
     """
 
     sigma_y: float = attrs.field(default=0.0, validator=nonneg_number())
@@ -312,10 +414,10 @@ class DDRM(Guidance):
 
 @attrs.frozen
 class DPS(Guidance):
-    r"""Diffusion Posterior Sampling (Chung et al., ICLR 2023; spec §5.5).
+    r"""Diffusion Posterior Sampling (Chung et al., ICLR 2023; Algorithm 1).
 
     A DDPM ancestral step with the fixed-small posterior variance, then a gradient step on the
-    **un-squared** residual norm, differentiated through ``x0(x_t)`` (network included)::
+    **un-squared** residual norm, differentiated through ``x0(x_t)`` (network included):
 
         β = 1 − ᾱ_t/ᾱ_{t′},  β̃ = (1−ᾱ_{t′})/(1−ᾱ_t)·β
         μ = √ᾱ_{t′}·β/(1−ᾱ_t)·x0 + √(1−β)·(1−ᾱ_{t′})/(1−ᾱ_t)·x_t
@@ -324,6 +426,12 @@ class DPS(Guidance):
     Deviations: ADM's learned variance is not used (β̃ instead: the backbone protocol returns ε
     only); the norm is per sample (the reference takes one norm over the whole batch, which
     couples the samples; both agree at batch size 1). ζ = 0.3 (SR, deblur), 0.5 (inpainting).
+
+    Args:
+        zeta: the step size ζ ≥ 0 (DPS's ζ_i, constant over the steps).
+
+    Raises:
+        ConfigError: ``zeta`` negative or not finite.
     """
 
     zeta: float = attrs.field(default=0.3, validator=nonneg_number())

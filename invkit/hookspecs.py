@@ -1,7 +1,7 @@
-"""The hooks a plugin implements (one module, as pytest's ``hookspec.py``).
+"""The hooks a plugin implements (one module, as pytest keeps its hook specifications).
 
 A plugin is any module (or object) with functions decorated by :data:`invkit.hookimpl`. Each hook
-receives a ``register`` callback and calls it once per thing it provides::
+receives a ``register`` callback and calls it once per thing it provides:
 
     from invkit import hookimpl
 

@@ -1,22 +1,22 @@
 r"""Inverters: one step *up* the diffusion, from timestep ``t`` to ``t_next > t``.
 
 A recipe with an inverter starts at ``x = A⁺y`` (the "clean" state at ``t = 0``) and walks its
-inverter up the inversion list to ``t0 − 1`` (SSD, Liu et al. IJCAI 2024, spec ``ssd.md`` §2).
+inverter up the inversion list to ``t0 − 1`` (SSD, Liu et al., IJCAI 2024, §3.1–3.2).
 With ``a = ᾱ_t``, ``a_n = ᾱ_{t_next}`` and the respaced beta ``b = 1 − a_n/a``:
 
-- :class:`DA` (Distortion-Adaptive inversion, SSD's ``q_sample_ddim``)::
+- ``DA`` (Distortion-Adaptive inversion, SSD eq. 11):
 
       x0     = clamp((x − √(1−a)·ε)/√a, −1, 1)
       x_next = √a_n·x0 + √(1 − a_n − η·b)·ε + √(η·b)·z,        z ~ N(0, I)
 
   η is the fraction of the step's incremental variance ``b`` replaced by fresh noise.
-- :class:`DDIM` is ``DA(eta=0)``: the deterministic DDIM inversion ``√a_n·x0 + √(1−a_n)·ε``.
-- :class:`DDPM` is the forward noising step ``q(x_next | x) = N(√(1−b)·x, b·I)``. It needs no
+- ``DDIM`` is ``DA(eta=0)``: the deterministic DDIM inversion ``√a_n·x0 + √(1−a_n)·ε`` (SSD eq. 9).
+- ``DDPM`` is the forward noising step (SSD eq. 10) ``q(x_next | x) = N(√(1−b)·x, b·I)``. It needs no
   network call (SDEdit); ``DA(eta=1, clamp=False)`` equals it in exact arithmetic because
   ``1 − a_n − b = a_n(1 − a)/a`` cancels the ε terms.
 
-The shared loop in :mod:`invkit.sampling` makes the network call (so the NFE is counted in one
-place) and hands ``eps`` to :meth:`Inverter.step`; an inverter with ``needs_eps = False`` gets
+The shared loop in ``invkit.sampling`` makes the network call (so the NFE is counted in one
+place) and hands ``eps`` to ``Inverter.step``; an inverter with ``needs_eps = False`` gets
 ``eps=None`` and costs no call.
 """
 
@@ -35,14 +35,32 @@ __all__ = ["Inverter", "InverterStep", "DA", "DDIM", "DDPM", "predict_x0"]
 
 
 class InverterStep(NamedTuple):
-    """What one inversion step returns: the new state and the clean estimate it used (or None)."""
+    """What one inversion step returns: the new state and the clean estimate it used (or None).
+
+    Attributes:
+        x: the state at the next (higher) timestep.
+        x0: the clean estimate the step used, or ``None`` (``DDPM`` uses none).
+    """
 
     x: torch.Tensor
     x0: torch.Tensor | None
 
 
 def predict_x0(x: torch.Tensor, eps: torch.Tensor, abar: float, clamp: bool) -> torch.Tensor:
-    r"""Tweedie/DDIM clean estimate ``x̂0 = (x − √(1−ᾱ)·ε)/√ᾱ``, optionally clamped to [−1, 1]."""
+    r"""Tweedie/DDIM clean estimate ``x̂0 = (x − √(1−ᾱ)·ε)/√ᾱ``, optionally clamped to [−1, 1].
+
+    The DDIM prediction of x₀ (Song et al., ICLR 2021, eq. 12); only ``x0`` is clamped, ``eps``
+    is never recomputed from the clamped value (as SSD, DDNM and DDRM do).
+
+    Args:
+        x: the state at the current timestep.
+        eps: the network's noise prediction at that timestep.
+        abar: ᾱ at that timestep (a Python float in (0, 1]).
+        clamp: clip the estimate to [−1, 1].
+
+    Returns:
+        The clean estimate, shaped like ``x``.
+    """
     x0 = (x - math.sqrt(1.0 - abar) * eps) / math.sqrt(abar)
     return x0.clamp(-1.0, 1.0) if clamp else x0
 
@@ -52,6 +70,12 @@ class Inverter:
 
     ``abar``/``abar_next`` are ᾱ at the current and the next (higher) timestep as Python floats;
     ``eps`` is the network's output at the current timestep, or None when ``needs_eps`` is False.
+    Subclasses are ``attrs.frozen`` value objects whose fields are validated at construction
+    (``invkit.validators``).
+
+    Attributes:
+        needs_eps: whether the step uses the network's ε at the current timestep (each step then
+            costs one network call, counted in ``RunResult.nfe``).
     """
 
     needs_eps: ClassVar[bool] = True
@@ -64,6 +88,19 @@ class Inverter:
         abar_next: float,
         generator: torch.Generator,
     ) -> InverterStep:  # pragma: no cover - abstract
+        """One step up, from the current timestep to the next (higher) one.
+
+        Args:
+            x: the state at the current timestep.
+            eps: the network's output at the current timestep, or ``None`` when ``needs_eps``
+                is False.
+            abar: ᾱ at the current timestep.
+            abar_next: ᾱ at the next timestep (smaller than ``abar``).
+            generator: the source of any fresh noise (one generator or one per sample).
+
+        Returns:
+            The new state and the clean estimate it used.
+        """
         raise NotImplementedError
 
 
@@ -87,13 +124,28 @@ def _da_step(
 
 @attrs.frozen
 class DA(Inverter):
-    r"""SSD's Distortion-Adaptive inversion (``ssd.md`` §2)::
+    r"""SSD's Distortion-Adaptive inversion (Liu et al., IJCAI 2024, §3.2, eq. 11):
 
         x_next = √a_n·x0 + √(1 − a_n − η·b)·ε + √(η·b)·z,   b = 1 − a_n/a
 
-    ``eta`` ∈ [0, 1]: 0 is DDIM inversion, 1 the DDPM forward step. SSD uses 0.4 (SR, deblur,
-    inpainting) and 0.8 (colorization). ``clamp`` clips x0 to [−1, 1] as SSD does; turn it off
-    for data outside that range (e.g. the GMM vectors).
+    η is the fraction of the step's incremental variance ``b`` replaced by fresh noise.
+
+    Args:
+        eta: η ∈ [0, 1]: 0 is DDIM inversion, 1 the DDPM forward step. SSD uses 0.4 (SR,
+            deblur, inpainting) and 0.8 (colorization).
+        clamp: clip x0 to [−1, 1] as SSD does; turn it off for data outside that range (e.g.
+            the Gaussian-mixture vectors).
+
+    Raises:
+        ConfigError: ``eta`` outside [0, 1] or ``clamp`` not a bool.
+
+    Examples:
+        ```python
+        from invkit import DA, BackProj, Recipe
+
+        ssd30 = Recipe(inverter=DA(eta=0.4), guidance=BackProj(), t0=550,
+                       inversion_steps=5, generation_steps=25)     # 4 + 25 = 29 network calls
+        ```
     """
 
     eta: float = attrs.field(default=0.4, validator=unit_interval(_ETA_HINT))
@@ -105,7 +157,14 @@ class DA(Inverter):
 
 @attrs.frozen
 class DDIM(Inverter):
-    r"""Deterministic DDIM inversion ``x_next = √a_n·x0 + √(1−a_n)·ε`` (≡ ``DA(eta=0)``)."""
+    r"""Deterministic DDIM inversion ``x_next = √a_n·x0 + √(1−a_n)·ε`` (≡ ``DA(eta=0)``).
+
+    SSD eq. 9 (Liu et al., IJCAI 2024): the reverse of the DDIM update; SSD's ablation
+    (Table S2) shows it alone gives faithful but unrealistic restorations.
+
+    Args:
+        clamp: clip x0 to [−1, 1].
+    """
 
     clamp: bool = attrs.field(default=True, validator=boolean)
 
@@ -118,7 +177,8 @@ class DDPM(Inverter):
     r"""The forward noising step ``x_next = √(1−b)·x + √b·z``, ``b = 1 − a_n/a`` (no network call).
 
     Composed over a list of timesteps it samples ``q(x_{t0−1} | x_0)`` exactly; SDEdit
-    (Meng et al. 2022) starts its generation from that.
+    (Meng et al., ICLR 2022) starts its generation from that. SSD eq. 10 writes it as "DDPM
+    inversion". It takes no arguments and makes no network call (``needs_eps`` is False).
     """
 
     needs_eps: ClassVar[bool] = False

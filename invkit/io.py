@@ -45,7 +45,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         write: writes the complete content to the path it is given.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        ``path`` as a ``pathlib.Path``.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -62,27 +62,65 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically."""
+    """Write ``data`` to ``path`` atomically.
+
+    Args:
+        path: the final file.
+        data: the complete content.
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+    """
     return write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write UTF-8 ``text`` to ``path`` atomically."""
+    """Write UTF-8 ``text`` to ``path`` atomically.
+
+    Args:
+        path: the final file.
+        text: the complete content.
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+    """
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON (non-JSON values through ``str``) to ``path`` atomically."""
+    """Write ``obj`` as indented JSON (non-JSON values through ``str``) to ``path`` atomically.
+
+    Args:
+        path: the final file.
+        obj: any JSON-serialisable value; other values are written as ``str(value)``.
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+    """
     return write_text_atomic(path, json.dumps(obj, indent=1, default=str) + "\n")
 
 
 def sha256_bytes(data: bytes) -> str:
-    """Hex SHA-256 of ``data``."""
+    """Hex SHA-256 of ``data``.
+
+    Args:
+        data: the bytes to hash.
+
+    Returns:
+        The 64-character hex digest.
+    """
     return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    """Hex SHA-256 of a file, read in 1 MiB blocks.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The 64-character hex digest.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -101,6 +139,9 @@ def save_png(array: np.ndarray, path: str | os.PathLike) -> Path:
 
     Returns:
         ``path``.
+
+    Raises:
+        ValueError: an array of another shape or dtype.
     """
     a = np.asarray(array)
     if a.ndim == 3:
@@ -122,6 +163,11 @@ def environment(device: Any = "cpu", model: Any = None) -> dict[str, Any]:
     Args:
         device: the torch device the work ran on.
         model: the backbone, if any (its class and parameter count are recorded).
+
+    Returns:
+        A JSON-ready dict: invkit, torch, numpy and Python versions, platform, device, torch
+        threads, loaded plugins, the GPU name on CUDA, and the backbone's class and parameter
+        count when ``model`` is given.
     """
     device = torch.device(device)
     env = {

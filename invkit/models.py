@@ -43,6 +43,7 @@ class Backbone(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """The device of the first parameter (or buffer); CPU for a backbone with neither."""
         for p in self.parameters():
             return p.device
         for b in self.buffers():
@@ -51,6 +52,7 @@ class Backbone(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
+        """The dtype of the first parameter; float32 for a backbone without parameters."""
         for p in self.parameters():
             return p.dtype
         return torch.float32

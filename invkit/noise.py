@@ -2,7 +2,11 @@ r"""Measurement noise, kept separate from the operator: ``y = noise(A x)``.
 
 Units: images live in [-1, 1] inside invkit, so a Gaussian of standard deviation σ in [0, 1]
 pixel units is ``Gaussian(2σ)`` here. DDRM and DDNM double their CLI ``sigma_y`` for the same
-reason; :meth:`Gaussian.from_unit_range` does the conversion for you.
+reason; ``Gaussian.from_unit_range`` does the conversion for you.
+
+Every noise draws only from the ``generator`` its caller passes (one, or a list with one per
+sample, see ``invkit.rng``), so a measurement is reproducible and independent of torch's global
+RNG.
 """
 
 from __future__ import annotations
@@ -22,12 +26,30 @@ __all__ = ["Noise", "NoNoise", "Gaussian", "UniformGaussian", "JPEG", "Measureme
 
 
 class Noise:
-    """Corrupts a clean measurement ``A x``; call it as ``noise(y, generator=g)``."""
+    """Corrupts a clean measurement ``A x``; call it as ``noise(y, generator=g)``.
+
+    Subclass it (an ``attrs.frozen`` class, like the built-ins) and implement ``__call__``.
+
+    Attributes:
+        sigma: the standard deviation in [-1, 1] units when it is known and the same for every
+            sample, else ``None``. Evaluation passes it to noise-aware guidance (DDNM+, DDRM)
+            as their ``sigma_y``.
+    """
 
     #: standard deviation in [-1, 1] units when known and the same for every sample, else None
     sigma: float | None = 0.0
 
     def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Return a corrupted copy of ``y``.
+
+        Args:
+            y: the clean measurement ``A x``, batch first.
+            generator: one ``torch.Generator`` or a list with one per sample, on ``y``'s
+                device; ``None`` uses a fresh generator seeded with 0.
+
+        Returns:
+            The noisy measurement, same shape, dtype and device as ``y``.
+        """
         raise NotImplementedError
 
 
@@ -43,13 +65,36 @@ class NoNoise(Noise):
 
 @attrs.frozen
 class Gaussian(Noise):
-    r"""Additive white Gaussian noise ``y + σ n``, ``n ~ N(0, I)``, σ in **[-1, 1] units**."""
+    r"""Additive white Gaussian noise ``y + σ n``, ``n ~ N(0, I)``, σ in **[-1, 1] units**.
+
+    Args:
+        sigma: the standard deviation σ ≥ 0 in [-1, 1] units (0 returns ``y`` unchanged).
+
+    Raises:
+        InvalidInputError: ``sigma`` is negative, infinite or not a number.
+
+    Examples:
+        ```python
+        import torch
+        from invkit import Gaussian
+
+        noise = Gaussian.from_unit_range(0.05)        # σ = 0.05 in [0, 1] units = 0.1 here
+        y_noisy = noise(y, generator=torch.Generator().manual_seed(0))
+        ```
+    """
 
     sigma: float = attrs.field(validator=nonneg_number(error=InvalidInputError))
 
     @classmethod
     def from_unit_range(cls, sigma01: float) -> "Gaussian":
-        """σ given in [0, 1] pixel units (as DDRM/DDNM's ``--sigma_y``): ``Gaussian(2·σ)``."""
+        """σ given in [0, 1] pixel units (as DDRM/DDNM's ``--sigma_y``): ``Gaussian(2·σ)``.
+
+        Args:
+            sigma01: the standard deviation in [0, 1] pixel units.
+
+        Returns:
+            ``Gaussian(2·sigma01)``.
+        """
         return cls(2.0 * float(sigma01))
 
     def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -63,7 +108,15 @@ class Gaussian(Noise):
 class UniformGaussian(Noise):
     r"""Gaussian noise whose σ is drawn per sample from U[0, σ_max] ([-1, 1] units).
 
-    This is SSD+'s protocol (``--deg_noise gaussian``: σ ~ U[0, 0.2] in [-1, 1] units).
+    This is SSD+'s protocol (Liu et al., IJCAI 2024, §4.3 and Table 2: σ ~ U[0, 0.2] in [-1, 1]
+    units, i.e. U[0, 0.1] in [0, 1] units). Its ``sigma`` is ``None``: a solver is not told the
+    per-sample σ.
+
+    Args:
+        sigma_max: the upper end of the uniform range, in [-1, 1] units.
+
+    Raises:
+        InvalidInputError: ``sigma_max`` is negative or not a finite number.
     """
 
     sigma_max: float = attrs.field(default=0.2, validator=nonneg_number(error=InvalidInputError))
@@ -81,7 +134,15 @@ class JPEG(Noise):
 
     ``y`` must be image-shaped ``(B, C, H, W)`` in [-1, 1]; it is quantised to uint8, encoded and
     decoded per sample (RGB for C = 3, each channel as greyscale otherwise) and mapped back. It
-    draws no randomness (the generator is accepted for a uniform interface).
+    draws no randomness (the generator is accepted for a uniform interface). SSD+ (Liu et al.,
+    IJCAI 2024, Table 2) used quality 60 through a different encoder (basicsr's DiffJPEG), so the
+    compressed values are close to, not identical with, the paper's.
+
+    Args:
+        quality: the JPEG quality, an integer in 1..100.
+
+    Raises:
+        InvalidInputError: ``quality`` is outside 1..100 or not an integer.
     """
 
     quality: int = attrs.field(default=60)
@@ -113,12 +174,35 @@ class JPEG(Noise):
 
 @attrs.frozen
 class Measurement:
-    """An operator and the noise that corrupts its output: ``sample(x) = noise(A x)``."""
+    """An operator and the noise that corrupts its output: ``sample(x) = noise(A x)``.
+
+    Args:
+        op: the degradation ``A``.
+        noise: what corrupts ``A x`` (no noise by default).
+
+    Examples:
+        ```python
+        import torch, invkit
+        from invkit import Gaussian, Measurement
+
+        m = Measurement(invkit.operator("sr_bicubic", scale=4), Gaussian(0.1))
+        y = m.sample(x, generator=torch.Generator().manual_seed(0))
+        ```
+    """
 
     op: Operator
     noise: Noise = attrs.field(factory=NoNoise)
 
     def sample(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Simulate a measurement of ``x`` (without autograd).
+
+        Args:
+            x: clean images ``(B, ...)`` in [-1, 1].
+            generator: the noise's source (one generator or one per sample).
+
+        Returns:
+            ``noise(A x)``.
+        """
         check_tensor(x, "x", min_ndim=2)
         with torch.no_grad():
             return self.noise(self.op.A(x), generator=generator)

@@ -1,20 +1,21 @@
 r"""Linear degradation operators: ``A``, ``pinv`` (A⁺), ``project``, ``AT`` and an SVD view.
 
-An :class:`Operator` is a linear map :math:`A` from images ``x`` of shape ``(B, *in_shape)`` to
-measurements ``y`` of shape ``(B, *out_shape)``. Back projection, the consistency step of SSD and
-DDNM (Wang et al. 2023, "range–null-space decomposition"), is
+An ``Operator`` is a linear map A from images ``x`` of shape ``(B, *in_shape)`` to
+measurements ``y`` of shape ``(B, *out_shape)``. Back projection, the consistency step of SSD
+(Liu et al., IJCAI 2024, §3.3, eq. 17) and DDNM (Wang et al., ICLR 2023, the range–null-space
+decomposition), is
 
-.. math::  \operatorname{project}(x, y) = x - A^+(A x - y) = A^+ y + (I - A^+ A) x.
+    project(x, y) = x − A⁺(A x − y) = A⁺y + (I − A⁺A) x.
 
 A subclass implements as much as it knows in closed form:
 
-- only ``A``: the adjoint ``AT`` comes from autograd (:func:`torch.func.vjp`) and ``pinv`` from
-  conjugate gradients on the normal equations (see :meth:`Operator.pinv` for the tolerance);
-- ``svd()``: an :class:`SVDView` ``A = U diag(s) Vᵀ``; then ``A``, ``AT`` and ``pinv`` all follow
+- only ``A``: the adjoint ``AT`` comes from autograd (``torch.func.vjp``) and ``pinv`` from
+  conjugate gradients on the normal equations (see ``Operator.pinv`` for the tolerance);
+- ``svd()``: an ``SVDView`` ``A = U diag(s) Vᵀ``; then ``A``, ``AT`` and ``pinv`` all follow
   exactly, and the spectral recipes (DDRM, DDNM+) can run;
 - any method it overrides with a faster closed form (average pooling's A⁺ is nearest replication).
 
-Operators are :class:`torch.nn.Module`\ s: their parameters are buffers, so ``.to(device)`` and
+Operators are ``torch.nn.Module`` objects: their parameters are buffers, so ``.to(device)`` and
 ``.double()`` move them, and they never change after construction (a random mask is drawn once,
 from the caller's generator, when the operator is built).
 """
@@ -52,7 +53,11 @@ _CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("invkit_checks", 
 
 
 def checks_enabled() -> bool:
-    """Whether value checks that need a device sync (NaN/Inf) are on in this context."""
+    """Whether value checks that need a device sync (NaN/Inf) are on in this context.
+
+    Returns:
+        False inside a ``no_checks()`` block, True otherwise.
+    """
     return _CHECKS.get()
 
 
@@ -61,7 +66,17 @@ def no_checks() -> Iterator[None]:
     """Turn off the NaN/Inf checks inside a hot loop whose inputs were validated once.
 
     Recipes validate ``y`` when a run starts and then call operators hundreds of times; the
-    finiteness check would force a GPU sync on every call.
+    finiteness check would force a GPU sync on every call. The switch is a context variable, so it
+    is local to the thread (and asyncio task) that enters the block.
+
+    Examples:
+        ```python
+        from invkit.operator import no_checks
+
+        with no_checks():
+            for _ in range(100):
+                x = op.project(x, y)      # no NaN/Inf scan per call
+        ```
     """
     token = _CHECKS.set(False)
     try:
@@ -80,9 +95,22 @@ def check_tensor(
 ) -> torch.Tensor:
     """Validate a tensor argument and return it.
 
-    Raises :class:`InvalidDTypeError` for non-tensors and integer/bool tensors, and
-    :class:`InvalidInputError` for a wrong rank, a wrong channel count (dim 1) or NaN/Inf values
-    (the last only while :func:`checks_enabled`).
+    Operators call it on their inputs so that a wrong argument fails with a message that names it.
+
+    Args:
+        t: the value to check.
+        name: the argument's name, used in the error message.
+        ndim: the exact number of dimensions required, or None.
+        min_ndim: the least number of dimensions required, or None.
+        channels: the size dim 1 must have, or None.
+
+    Returns:
+        ``t`` itself, unchanged.
+
+    Raises:
+        InvalidDTypeError: ``t`` is not a tensor, or is an integer or bool tensor.
+        InvalidInputError: a wrong rank, a wrong channel count (dim 1), or NaN/Inf values (the
+            last only while ``checks_enabled()``).
     """
     if not isinstance(t, torch.Tensor):
         raise InvalidDTypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -109,7 +137,15 @@ def check_tensor(
 
 
 def batch_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-sample inner product ⟨a_i, b_i⟩ over all non-batch dims, shape ``(B,)``."""
+    """Per-sample inner product ⟨a_i, b_i⟩ over all non-batch dims, shape ``(B,)``.
+
+    Args:
+        a: a batch ``(B, ...)``.
+        b: a batch of the same shape.
+
+    Returns:
+        The ``(B,)`` tensor of inner products.
+    """
     return (a * b).reshape(a.shape[0], -1).sum(dim=1)
 
 
@@ -139,17 +175,31 @@ class SVDView:
     r"""A singular value decomposition ``A = U diag(s) Vᵀ`` given as callables.
 
     Spectral vectors have the same shape as the input ``x`` (``(B, *in_shape)``), so separable
-    operators keep a Kronecker layout and never build a (HW)×(HW) matrix.
+    operators keep a Kronecker layout and never build a (HW)×(HW) matrix. Then
+    ``A x = U(s ⊙ Vt x)``, ``Aᵀ y = V(s ⊙ Ut y)`` and ``A⁺ y = V(s⁺ ⊙ Ut y)`` with ``s⁺ = 1/s``
+    where ``s > 0`` and 0 elsewhere (the factorisation DDRM, Kawar et al., NeurIPS 2022, works
+    in).
 
-    - ``Vt(x)``: spectral coefficients of ``x`` (an orthogonal change of basis), ``V`` its inverse.
-    - ``s``: the singular values, broadcastable to the spectral shape (a leading batch dim allowed
-      for per-sample operators). Zeros mark the null space of ``A``.
-    - ``Ut(y)``: the coefficients of ``y`` on the left singular vectors, placed at the spectral
-      positions of their singular values (zero where ``s == 0``); ``U`` maps such a spectral
-      vector back to measurement space, reading only positions with ``s > 0``.
+    Attributes:
+        V: maps spectral coefficients back to input space (the inverse of ``Vt``).
+        Vt: the spectral coefficients of ``x`` (an orthogonal change of basis).
+        U: maps a spectral vector to measurement space, reading only positions with ``s > 0``.
+        Ut: the coefficients of ``y`` on the left singular vectors, placed at the spectral
+            positions of their singular values (zero where ``s == 0``).
+        s: the singular values, broadcastable to the spectral shape (a leading batch dim allowed
+            for per-sample operators). Zeros mark the null space of ``A``.
 
-    Then ``A x = U(s ⊙ Vt x)``, ``Aᵀ y = V(s ⊙ Ut y)`` and ``A⁺ y = V(s⁺ ⊙ Ut y)`` with
-    ``s⁺ = 1/s`` where ``s > 0`` and 0 elsewhere.
+    Examples:
+        A per-pixel mask is its own SVD (``U = V = I``, ``s`` = the mask):
+
+        ```python
+        import torch
+        from invkit import SVDView
+
+        mask = (torch.rand(1, 1, 8, 8) > 0.5).float()
+        ident = lambda z: z
+        view = SVDView(V=ident, Vt=ident, U=lambda c: c * mask, Ut=lambda y: y * mask, s=mask)
+        ```
     """
 
     V: Callable[[torch.Tensor], torch.Tensor]
@@ -159,22 +209,40 @@ class SVDView:
     s: torch.Tensor
 
     def s_like(self, z: torch.Tensor) -> torch.Tensor:
-        """``s`` in ``z``'s dtype, broadcastable against ``z``."""
+        """``s`` in ``z``'s dtype, broadcastable against ``z``.
+
+        Args:
+            z: a spectral vector (its real dtype and device are used).
+
+        Returns:
+            ``s`` on ``z``'s device, with leading singleton dims added up to ``z.ndim``.
+        """
         s = self.s.to(device=z.device, dtype=z.real.dtype if z.is_complex() else z.dtype)
         return s if s.ndim == z.ndim else s.reshape((1,) * (z.ndim - s.ndim) + tuple(s.shape))
 
     def s_pinv(self, z: torch.Tensor) -> torch.Tensor:
+        """``s⁺``: ``1/s`` where ``s > 0`` and 0 elsewhere, as :meth:`s_like`.
+
+        Args:
+            z: a spectral vector (its real dtype and device are used).
+
+        Returns:
+            The pseudo-inverted singular values, broadcastable against ``z``.
+        """
         s = self.s_like(z)
         return torch.where(s > 0, 1.0 / torch.where(s > 0, s, torch.ones_like(s)), torch.zeros_like(s))
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
+        """``A x = U(s ⊙ Vᵀx)``."""
         return self.U(self.s_like(x) * self.Vt(x))
 
     def AT(self, y: torch.Tensor) -> torch.Tensor:
+        """``Aᵀ y = V(s ⊙ Uᵀy)``."""
         c = self.Ut(y)
         return self.V(self.s_like(c) * c)
 
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
+        """``A⁺ y = V(s⁺ ⊙ Uᵀy)``: exact, including rank-deficient ``A``."""
         c = self.Ut(y)
         return self.V(self.s_pinv(c) * c)
 
@@ -182,14 +250,35 @@ class SVDView:
 class Operator(nn.Module):
     r"""A linear operator ``A``; subclass it and define ``A`` (and whatever else you know).
 
-    Attributes a subclass may set:
+    The minimum is ``A`` (or ``svd()``); everything else has a generic fallback. An operator
+    whose output shape differs from its input shape must also say what input shape a
+    measurement comes from (``in_shape``, or ``input_shape()`` when it depends on the image
+    size); see [Writing a plugin](../plugin-guide.md#shapes).
 
-    - ``in_shape``: the per-sample input shape, when ``A`` changes the shape and the generic
-      adjoint/pinv must know it (default ``None``: inferred as the shape of ``y``, i.e. ``A`` is
-      assumed shape-preserving, and checked).
-    - ``cg_rtol`` / ``cg_maxiter``: relative tolerance and iteration cap of the
-      conjugate-gradient pseudo-inverse used when the operator has neither an SVD view nor its
-      own ``pinv`` (see :meth:`pinv`).
+    Attributes:
+        in_shape: the per-sample input shape ``(C, H, W)``, when ``A`` changes the shape and the
+            generic adjoint/pinv must know it (default ``None``: inferred as the shape of ``y``,
+            i.e. ``A`` is assumed shape-preserving, and checked).
+        cg_rtol: relative tolerance of the generic (CGLS) pseudo-inverse used when the
+            operator has neither an SVD view nor its own ``pinv`` (``None``: 1e-12 in float64,
+            1e-6 in float32/16); an absolute floor stops it on rank-deficient operators too
+            (see [the generic pseudo-inverse](../operators.md)).
+        cg_maxiter: the most CGLS iterations per ``pinv`` call.
+
+    Examples:
+        ```python
+        import torch
+        from invkit import Operator
+
+        class Shift(Operator):  # a cyclic shift by one pixel along the width
+            def A(self, x):
+                return x.roll(1, dims=-1)
+
+        op = Shift()
+        x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+        y = op.A(x)
+        torch.allclose(op.pinv(y), x)          # CG pseudo-inverse: a shift is invertible
+        ```
     """
 
     in_shape: tuple[int, ...] | None = None
@@ -198,7 +287,19 @@ class Operator(nn.Module):
 
     # -- the maths ---------------------------------------------------------------------------
     def A(self, x: torch.Tensor) -> torch.Tensor:
-        """The forward map ``y = A x``."""
+        """The forward map ``y = A x``.
+
+        The default evaluates the SVD view; a subclass without ``svd()`` must override it.
+
+        Args:
+            x: a batch ``(B, *in_shape)``.
+
+        Returns:
+            The measurement ``(B, *out_shape)``.
+
+        Raises:
+            NotImplementedError: the subclass defines neither ``A`` nor ``svd()``.
+        """
         view = self.svd()
         if view is None:
             raise NotImplementedError(f"{type(self).__name__} must define A(x) or svd()")
@@ -208,7 +309,13 @@ class Operator(nn.Module):
         return self.A(x)
 
     def svd(self) -> SVDView | None:
-        """An exact SVD of ``A`` (needed by DDRM and spectral DDNM+), or ``None``."""
+        """An exact SVD of ``A`` (needed by DDRM and spectral DDNM+), or ``None``.
+
+        Returns:
+            An ``SVDView`` valid for every input size the operator accepts, or ``None`` (the
+            default). Operators whose singular values depend on the image size return ``None``
+            here and implement ``svd_for``.
+        """
         return None
 
     def svd_for(self, y: torch.Tensor) -> SVDView | None:
@@ -216,18 +323,29 @@ class Operator(nn.Module):
         with ``s`` on ``y``'s device, or ``None``.
 
         Separable operators (SR, blur) work at any image size, but their singular values depend
-        on it, so a size-free :meth:`svd` cannot exist for them; spectral recipes call this at
-        run start, once ``y`` is known. The default returns :meth:`svd`.
+        on it, so a size-free ``svd()`` cannot exist for them; spectral recipes call this at
+        run start, once ``y`` is known. The default returns ``svd()``.
+
+        Args:
+            y: a measurement batch; only its shape, dtype and device are used.
+
+        Returns:
+            The ``SVDView`` for that size, or ``None`` when there is none.
         """
         return self.svd()
 
     @property
     def has_svd(self) -> bool:
+        """True when ``svd()`` gives a size-free SVD view."""
         return self.svd() is not None
 
     @property
     def exact_pinv(self) -> bool:
-        """True when ``pinv`` is a closed form (SVD or overridden), False for the CG fallback."""
+        """True when ``pinv`` is a closed form (SVD or overridden), False for the CG fallback.
+
+        Callers that need an exact ``A⁺`` (tight consistency checks, the property tests) read it
+        before trusting ``A A⁺ A = A`` beyond the CG tolerance.
+        """
         return self.has_svd or type(self).pinv is not Operator.pinv
 
     def AT(self, y: torch.Tensor) -> torch.Tensor:
@@ -249,7 +367,20 @@ class Operator(nn.Module):
         return g
 
     def input_shape(self, y_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The full input shape that maps onto a measurement of shape ``y_shape``."""
+        """The full input shape that maps onto a measurement of shape ``y_shape``.
+
+        Override it when the input shape depends on the measurement's size (an ×s
+        super-resolution maps ``(B, C, H, W)`` onto ``(B, C, H/s, W/s)``, so its input shape is
+        ``(B, C, s·H, s·W)``). The generic adjoint, the CG pseudo-inverse and the recipes that
+        start from noise all call it.
+
+        Args:
+            y_shape: the full measurement shape, batch first.
+
+        Returns:
+            The full input shape, batch first: ``(B, *in_shape)`` when ``in_shape`` is set, else
+            ``y_shape`` (a shape-preserving ``A``).
+        """
         if self.in_shape is not None:
             return (y_shape[0],) + tuple(self.in_shape)
         return tuple(y_shape)
@@ -284,7 +415,18 @@ class Operator(nn.Module):
 
     def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         r"""Back projection ``x − A⁺(A x − y)``: the point of ``{A x = y}`` (if consistent) nearest to ``x``
-        along the null space."""
+        along the null space.
+
+        This is SSD's consistency step (Liu et al., IJCAI 2024, §3.3, eq. 17) and DDNM's
+        range–null-space rectification (Wang et al., ICLR 2023): ``A⁺y + (I − A⁺A) x``.
+
+        Args:
+            x: the current estimate ``(B, *in_shape)``.
+            y: the measurement ``(B, *out_shape)``.
+
+        Returns:
+            The projected estimate; ``A`` of it equals ``y`` up to the accuracy of ``pinv``.
+        """
         return x - self.pinv(self.A(x) - y)
 
     # -- the generic fallbacks -----------------------------------------------------------------
@@ -334,7 +476,7 @@ class Operator(nn.Module):
 
     # -- conveniences ----------------------------------------------------------------------------
     def __matmul__(self, other: "Operator") -> "Composed":
-        """``B @ A`` is the composition ``x ↦ B(A(x))``."""
+        """``B @ A`` is the composition ``x ↦ B(A(x))`` (``compose(A, B)``)."""
         if not isinstance(other, Operator):
             return NotImplemented
         return compose(other, self)
@@ -350,6 +492,24 @@ class Operator(nn.Module):
         """Relative error of ``A A⁺ A u = A u`` on a random ``u`` of shape ``x_shape``.
 
         Use it to check that a composition (or a new operator) has a valid pseudo-inverse.
+
+        Args:
+            x_shape: the full input shape, batch first, e.g. ``(2, 3, 16, 16)``.
+            generator: the source of ``u``; ``None`` draws from torch's global generator, so
+                pass one for a reproducible check.
+            dtype: the dtype of ``u`` (float64 by default, for a tight check).
+            device: where ``u`` lives.
+
+        Returns:
+            ``‖A A⁺ A u − A u‖ / ‖A u‖`` as a Python float.
+
+        Examples:
+            ```python
+            import torch, invkit
+
+            op = invkit.compose(invkit.operator("colorization"), invkit.operator("sr_avgpool", scale=2))
+            op.check_pinv((2, 3, 16, 16), generator=torch.Generator().manual_seed(0))  # ~1e-16
+            ```
         """
         u = torch.randn(tuple(x_shape), generator=generator, dtype=dtype, device=device)
         Au = self.A(u)
@@ -361,11 +521,18 @@ class Composed(Operator):
     r"""The composition ``A = A_n ∘ … ∘ A_1`` of operators applied left to right.
 
     ``pinv`` is ``A_1⁺ ∘ … ∘ A_n⁺``. That equals the true ``(A_n ⋯ A_1)⁺`` only under a range
-    condition (Greville: ``(BC)⁺ = C⁺B⁺`` iff ``B⁺B CCᵀ Bᵀ = CCᵀ Bᵀ`` and ``CC⁺ BᵀB C = BᵀB C``),
-    which holds e.g. when each inner factor has full row rank with ``CCᵀ ∝ I`` (colorization,
-    average pooling, masks). It is **not** checked symbolically: call :meth:`check_pinv` on a
-    sample shape (the property tests do) before trusting it; ``exact=False`` makes ``pinv`` use
-    conjugate gradients on the whole composition instead.
+    condition (Greville 1966: ``(BC)⁺ = C⁺B⁺`` iff ``B⁺B CCᵀ Bᵀ = CCᵀ Bᵀ`` and
+    ``CC⁺ BᵀB C = BᵀB C``), which holds e.g. when each inner factor has full row rank with
+    ``CCᵀ ∝ I`` (colorization, average pooling, masks). It is **not** checked symbolically: call
+    ``check_pinv`` on a sample shape (the property tests do) before trusting it; ``exact=False``
+    makes ``pinv`` use conjugate gradients on the whole composition instead.
+
+    Args:
+        *ops: the operators, applied first to last.
+        exact: compose the factors' pseudo-inverses (True) or run CG on the composition (False).
+
+    Raises:
+        ConfigError: no operators, or something that is not an ``Operator``.
     """
 
     def __init__(self, *ops: Operator, exact: bool = True):
@@ -397,6 +564,7 @@ class Composed(Operator):
 
     @property
     def exact_pinv(self) -> bool:
+        """True when ``exact`` and every factor's ``pinv`` is a closed form."""
         return self.exact and all(op.exact_pinv for op in self.ops)
 
     def input_shape(self, y_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -406,6 +574,22 @@ class Composed(Operator):
 
 
 def compose(*ops: Operator, exact: bool = True) -> Composed:
-    """``compose(A1, A2, A3)`` applies ``A1`` first: ``x ↦ A3(A2(A1(x)))``. See :class:`Composed`."""
+    """``compose(A1, A2, A3)`` applies ``A1`` first: ``x ↦ A3(A2(A1(x)))``. See ``Composed``.
+
+    Args:
+        *ops: the operators, applied first to last.
+        exact: see ``Composed``.
+
+    Returns:
+        The ``Composed`` operator.
+
+    Examples:
+        ```python
+        import invkit
+
+        # colour to grey, then ×2 average pooling: y is (B, 1, H/2, W/2)
+        op = invkit.compose(invkit.operator("colorization"), invkit.operator("sr_avgpool", scale=2))
+        ```
+    """
     return Composed(*ops, exact=exact)
 

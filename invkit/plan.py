@@ -1,9 +1,9 @@
-r"""The plan a :class:`~invkit.Recipe` builds before its first network call.
+r"""The plan a ``Recipe`` builds before its first network call.
 
 A recipe's generation list ``s_{B−1} > … > s_0`` (plus DDNM's time travel) becomes a list of
-:class:`GenStep` objects, one per step ``t → t′``, with the schedule's coefficients precomputed
-as Python floats so the sampling loop does no schedule arithmetic. :class:`Context` is what a
-:class:`~invkit.Guidance` knows about the run. Both are handed to every guidance hook.
+``GenStep`` objects, one per step ``t → t′``, with the schedule's coefficients precomputed
+as Python floats so the sampling loop does no schedule arithmetic. ``Context`` is what a
+``Guidance`` knows about the run. Both are handed to every guidance hook.
 """
 
 from __future__ import annotations
@@ -26,6 +26,18 @@ class GenStep:
     ``i`` indexes the generation timestep list (0 = lowest timestep), so the first step of a
     B-step recipe has ``i = B − 1``. ``t_next = −1`` after the last step; ``t_next > t`` marks a
     time-travel step (DDNM), which makes no network call and calls no guidance.
+
+    Attributes:
+        i: the index of ``t`` in the generation timestep list (0 = lowest).
+        t: the current timestep.
+        t_next: the next timestep (−1 after the last step).
+        abar: ᾱ_t.
+        abar_next: ᾱ_{t_next} (1 when ``t_next = −1``).
+        eta: the recipe's generation noise mix η.
+        sqrt_abar: √ᾱ_t.
+        sqrt_1m_abar: √(1 − ᾱ_t).
+        sqrt_abar_next: √ᾱ_{t_next}.
+        sigma_next: √(1 − ᾱ_{t_next}), the VP noise level after the step.
     """
 
     i: int
@@ -41,6 +53,19 @@ class GenStep:
 
     @classmethod
     def make(cls, i: int, t: int, t_next: int, abar: float, abar_next: float, eta: float) -> "GenStep":
+        """A step with its square roots computed from ``abar`` and ``abar_next``.
+
+        Args:
+            i: the index of ``t`` in the generation list.
+            t: the current timestep.
+            t_next: the next timestep (−1 after the last step).
+            abar: ᾱ_t.
+            abar_next: ᾱ_{t_next}.
+            eta: the recipe's η.
+
+        Returns:
+            The ``GenStep``.
+        """
         return cls(
             i, t, t_next, abar, abar_next, eta,
             math.sqrt(abar), math.sqrt(1.0 - abar), math.sqrt(abar_next), math.sqrt(1.0 - abar_next),
@@ -48,13 +73,22 @@ class GenStep:
 
     @property
     def travel(self) -> bool:
+        """True for a time-travel step (``t_next > t``): re-noising, no network call."""
         return self.t_next > self.t
 
 
 @attrs.frozen
 class Context:
     """What a guidance knows about the run: the operator, ``y``, the resolved ``t0``, the number
-    of generation timesteps ``steps`` and whatever :meth:`Guidance.start` precomputed (``extra``)."""
+    of generation timesteps ``steps`` and whatever ``Guidance.start`` precomputed (``extra``).
+
+    Attributes:
+        op: the operator ``A``.
+        y: the measurement.
+        t0: the recipe's ``t0`` (the model's ``T`` when the recipe leaves it ``None``).
+        steps: the number of generation timesteps B.
+        extra: per-run data of the guidance (``None`` until ``start`` sets it).
+    """
 
     op: Operator
     y: torch.Tensor
@@ -68,7 +102,24 @@ def travel_schedule(n: int, length: int = 1, repeat: int = 1) -> list[int]:
 
     Without travel (``repeat = 1``) this is ``n−1, …, 0, −1``. Otherwise, each time the walk
     reaches j ∈ {0, length, 2·length, …} (j < n − length) it goes back up ``length`` indices one at
-    a time, ``repeat − 1`` times per j (RePaint's ``get_schedule_jump``, as DDNM uses it).
+    a time, ``repeat − 1`` times per j (RePaint's jump schedule, Lugmayr et al., CVPR 2022, as
+    DDNM uses it).
+
+    Args:
+        n: the length of the generation list.
+        length: the travel length l.
+        repeat: the travel repeat r (1: no travel).
+
+    Returns:
+        The visiting order of list indices, ending with −1.
+
+    Examples:
+        ```python
+        from invkit.plan import travel_schedule
+
+        travel_schedule(4)                        # [3, 2, 1, 0, -1]
+        travel_schedule(4, length=1, repeat=2)    # [3, 2, 3, 2, 1, 2, 1, 0, 1, 0, -1]
+        ```
     """
     jumps = {j: repeat - 1 for j in range(0, n - length, length)}
     out: list[int] = []

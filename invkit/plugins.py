@@ -231,12 +231,25 @@ class Registry:
         return len(self._load())
 
     def names(self) -> list[str]:
+        """The registered names, sorted (loads the plugins on first use)."""
         return sorted(self._load())
 
     def specs(self) -> dict[str, Spec]:
+        """``name → Spec`` for every registered name, sorted by name."""
         return dict(sorted(self._load().items()))
 
     def get(self, name: str) -> Spec:
+        """The ``Spec`` registered as ``name``.
+
+        Args:
+            name: a registered name.
+
+        Returns:
+            Its ``Spec`` (factory, description, providing plugin, meta such as ``example``).
+
+        Raises:
+            UnknownNameError: ``name`` is not registered; the message lists the closest names.
+        """
         specs = self._load()
         if not isinstance(name, str):
             raise UnknownNameError(f"{self.kind} name must be a string, got {type(name).__name__}")
@@ -249,6 +262,20 @@ class Registry:
         )
 
     def build(self, name: str, **params: Any) -> Any:
+        """Build the thing registered as ``name``: ``get(name).build(kind, **params)``.
+
+        Args:
+            name: a registered name.
+            **params: keyword arguments for its factory.
+
+        Returns:
+            What the factory returns (an ``Operator``, a ``Backbone``, a ``Recipe``).
+
+        Raises:
+            UnknownNameError: ``name`` is not registered.
+            ConfigError: the factory does not take one of ``params``; the message lists the
+                parameters it accepts.
+        """
         return self.get(name).build(self.kind, **params)
 
 

@@ -32,9 +32,22 @@ def _check_one(generator: object, device: torch.device) -> torch.Generator:
 
 
 def resolve(generator: GeneratorLike | None, device: torch.device | str, batch: int | None = None) -> GeneratorLike:
-    """The generator(s) to draw from: the caller's, or a new one seeded with :data:`DEFAULT_SEED`.
+    """The generator(s) to draw from: the caller's, or a new one seeded with ``DEFAULT_SEED``.
 
     A list must hold one generator per sample (``batch``, when given).
+
+    Args:
+        generator: one ``torch.Generator``, a list or tuple with one per sample, or ``None``.
+        device: the device of the tensors the draws are for; every generator must be on a
+            device of the same type.
+        batch: the batch size a list must match (``None``: not checked).
+
+    Returns:
+        The caller's generator(s), checked, or a new generator on ``device`` seeded with 0.
+
+    Raises:
+        InvalidInputError: a generator is not a ``torch.Generator``, is on another device type,
+            or a list's length differs from ``batch``.
     """
     device = torch.device(device)
     if generator is None:
@@ -56,15 +69,59 @@ def _draw(fn, shape, generator: GeneratorLike, dtype, device) -> torch.Tensor:
 
 
 def randn(shape, generator: GeneratorLike, *, dtype=None, device=None) -> torch.Tensor:
-    """Standard normal noise of ``shape`` (batch first), from one generator or one per sample."""
+    """Standard normal noise of ``shape`` (batch first), from one generator or one per sample.
+
+    With a list, sample ``i`` is drawn from ``generator[i]`` alone, so it does not depend on the
+    other samples of the batch.
+
+    Args:
+        shape: the full shape, batch first.
+        generator: one generator, or a list with ``shape[0]`` of them (see ``resolve``).
+        dtype: the dtype of the draw.
+        device: the device of the draw.
+
+    Returns:
+        A tensor of ``shape``.
+
+    Raises:
+        InvalidInputError: a list whose length is not ``shape[0]``.
+
+    Examples:
+        ```python
+        import torch
+        from invkit import rng
+
+        gens = [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
+        z = rng.randn((3, 1, 8, 8), gens)
+        torch.equal(z[1], rng.randn((1, 1, 8, 8), [torch.Generator().manual_seed(2)])[0])  # True
+        ```
+    """
     return _draw(torch.randn, shape, generator, dtype, device)
 
 
 def randn_like(x: torch.Tensor, generator: GeneratorLike) -> torch.Tensor:
-    """Standard normal noise of ``x``'s shape, dtype and device (see :func:`randn`)."""
+    """Standard normal noise of ``x``'s shape, dtype and device (see ``randn``).
+
+    Args:
+        x: the tensor whose shape, dtype and device are used.
+        generator: one generator, or a list with one per sample.
+
+    Returns:
+        A tensor like ``x``.
+    """
     return randn(x.shape, generator, dtype=x.dtype, device=x.device)
 
 
 def rand(shape, generator: GeneratorLike, *, dtype=None, device=None) -> torch.Tensor:
-    """Uniform [0, 1) noise of ``shape``, from one generator or one per sample."""
+    """Uniform [0, 1) noise of ``shape``, from one generator or one per sample.
+
+    Args:
+        shape: the full shape, batch first.
+        generator: one generator, or a list with ``shape[0]`` of them.
+        dtype: the dtype of the draw.
+        device: the device of the draw.
+
+    Returns:
+        A tensor of ``shape``.
+    """
     return _draw(torch.rand, shape, generator, dtype, device)

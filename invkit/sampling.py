@@ -1,6 +1,6 @@
 r"""``Recipe``: an inverter, a guidance and a few numbers, run by the one generation loop.
 
-::
+For example:
 
     r = Recipe(inverter=DA(eta=0.4), guidance=BackProj(), t0=550,
                inversion_steps=15, generation_steps=85, eta=0.8, spacing="uniform")  # SSD-100
@@ -13,18 +13,18 @@ at ``x = A⁺y`` at t = 0, takes ``F − 1`` inverter steps up the inversion lis
 DDRM, DPS) it starts from noise at the top of the generation list; ``t0`` then defaults to the
 model's ``T`` and the spacing to ``"leading"`` (DDRM-20 visits 950, 900, …, 0).
 
-Each generation step is (spec ``ssd.md`` §3)::
+Each generation step is (SSD, Liu et al., IJCAI 2024, §3.3; DDNM, Wang et al., ICLR 2023):
 
     ε  = model(x, s_j);  x0 = (x − √(1−ᾱ)·ε)/√ᾱ  (clamped to [−1, 1] if ``clamp``)
     x0 = guidance.x0(x0, …);  x = guidance.update(x, x0, ε, …)
 
 where the default update is ``√ᾱ′·x0 + √(1−η²)·√(1−ᾱ′)·ε + η·√(1−ᾱ′)·z`` (ᾱ′ = 1 at the last
-step, which therefore returns the guided x0). See :mod:`invkit.guidance`.
+step, which therefore returns the guided x0). See ``invkit.guidance``.
 
 Time travel (DDNM, RePaint's jump schedule) is part of the timestep plan: with
 ``travel_length = l`` and ``travel_repeat = r``, after reaching list index j ∈ {0, l, 2l, …}
 the walk goes back up l indices, r − 1 times per j. An upward step makes no network call: it
-re-noises the last raw x0, ``x′ = √ᾱ′·x0 + √(1−ᾱ′)·z`` (DDNM's ``svd_ddnm.py``).
+re-noises the last raw x0, ``x′ = √ᾱ′·x0 + √(1−ᾱ′)·z`` (as DDNM's reference sampler does).
 """
 
 from __future__ import annotations
@@ -58,6 +58,21 @@ class StepInfo:
     (``t_next = −1``: the output); ``x0`` is the clean estimate used (after the guidance during
     generation, the raw one re-noised during travel; None for DDPM inversion); ``eps`` the
     network output (None when no call was made).
+
+    Attributes:
+        phase: ``"inversion"``, ``"generation"`` or ``"travel"``.
+        index: the step's number within its phase, from 0.
+        t: the timestep the step started at.
+        t_next: the timestep it reached (−1: the output).
+        x: the new state.
+        x0: the clean estimate used, or ``None``.
+        eps: the network's output, or ``None`` when the step made no call.
+
+    Examples:
+        ```python
+        trajectory = []
+        x_hat = recipe.run(model, y, op, callback=lambda s: trajectory.append((s.phase, s.t, s.x0)))
+        ```
     """
 
     phase: str
@@ -72,7 +87,18 @@ class StepInfo:
 @attrs.frozen
 class RunResult:
     """The output ``x``, the network calls really made (``nfe``), the visited timesteps and the
-    wall time in seconds (CUDA is synchronised before the clock stops)."""
+    wall time in seconds (CUDA is synchronised before the clock stops).
+
+    Attributes:
+        x: the restoration ``x̂``.
+        nfe: the network calls really made (SSD-30 makes 29: F − 1 = 4 inversion calls and
+            B = 25 generation calls; the paper counts 30).
+        inversion_timesteps: the inversion list τ_0 = 0 < … < τ_{F−1} (empty without an
+            inverter).
+        generation_timesteps: the timestep of every generation step in visiting order
+            (time-travel steps included).
+        seconds: the wall time of the run.
+    """
 
     x: torch.Tensor
     nfe: int
@@ -93,15 +119,46 @@ _ETA_HINT = " (the generation noise mix, 0 = DDIM, 1 = all fresh noise)"
 class Recipe:
     """A solver: ``inverter`` + ``guidance`` + numbers. Defaults are the paper's SSD-100 numbers.
 
-    - ``inverter``: None starts from noise; otherwise invert ``A⁺y`` up to ``t0 − 1``.
-    - ``t0``: the shortcut step; the lists live in ``[0, t0 − 1]``. Default 550 with an inverter,
-      None (the model's ``T``) without.
-    - ``inversion_steps`` F (F − 1 inverter steps), ``generation_steps`` B (B network calls).
-    - ``eta``: the generation noise mix (SSD 0.8, DDNM 0.85).
-    - ``spacing``: ``"uniform"`` (SSD, default with an inverter) or ``"leading"`` (default without).
-    - ``clamp``: clip x0 to [−1, 1] during generation (SSD, DPS: yes; DDNM, DDRM: no).
-    - ``travel_length`` / ``travel_repeat``: DDNM time travel (1/1 = none).
-    - ``name``: a label (presets set it).
+    A frozen value object: every field is checked at construction, ``repr`` shows every number,
+    and ``attrs.evolve(recipe, t0=400)`` makes a variant.
+
+    Args:
+        inverter: ``None`` starts from noise; otherwise invert ``A⁺y`` up to ``t0 − 1``
+            (``DA``, ``DDIM``, ``DDPM``).
+        guidance: what keeps each generation step consistent with ``y`` (default
+            ``NoGuidance()``).
+        t0: the shortcut step; the lists live in ``[0, t0 − 1]``. Default 550 with an inverter,
+            ``None`` (the model's ``T``) without.
+        inversion_steps: F, the length of the inversion list (F − 1 inverter steps); at least
+            2 with an inverter.
+        generation_steps: B, the number of generation steps (B network calls).
+        eta: the generation noise mix η ∈ [0, 1] (SSD 0.8, DDNM 0.85).
+        spacing: ``"uniform"`` (SSD, default with an inverter) or ``"leading"`` (default
+            without).
+        clamp: clip x0 to [−1, 1] during generation (SSD, DPS: yes; DDNM, DDRM: no).
+        travel_length: DDNM time-travel length l (1 with ``travel_repeat = 1``: none).
+        travel_repeat: DDNM time-travel repeat r.
+        name: a label (presets set it; it titles the progress bar).
+
+    Raises:
+        ConfigError: a field of the wrong type or range, F < 2 with an inverter, a travel
+            length not smaller than B, or lists that do not fit in ``t0``.
+
+    Examples:
+        SSD-30 (Liu et al., IJCAI 2024, Table 1: F = 5, B = 25, t0 = 550, η_inv = 0.4):
+
+        ```python
+        import torch, invkit
+        from invkit import Recipe, DA, BackProj
+
+        op = invkit.operator("sr_bicubic", scale=4)
+        model = invkit.backbone("fashion32")
+        ssd30 = Recipe(inverter=DA(eta=0.4), guidance=BackProj(), t0=550,
+                       inversion_steps=5, generation_steps=25, eta=0.8)
+        res = ssd30.run(model, op.A(x), op, generator=torch.Generator().manual_seed(0),
+                        return_info=True)
+        res.nfe                                   # 29
+        ```
     """
 
     inverter: Inverter | None = attrs.field(default=None, validator=instance_of(Inverter, "an Inverter (DA, DDIM, DDPM) or None", allow_none=True))
@@ -139,8 +196,21 @@ class Recipe:
     def timesteps(self, T: int = 1000) -> tuple[list[int], list[int]]:
         """(inversion list, generation list), both increasing, for a model with ``T`` timesteps.
 
-        Raises :class:`ConfigError` when they do not fit (``t0 > T``, more steps than timesteps,
-        or an inversion list that does not end where generation starts).
+        Args:
+            T: the model's number of timesteps.
+
+        Returns:
+            ``(inversion, generation)``; the inversion list is empty without an inverter.
+
+        Raises:
+            ConfigError: the lists do not fit (``t0 > T``, more steps than timesteps, or an
+                inversion list that does not end where generation starts).
+
+        Examples:
+            ```python
+            Recipe(inverter=DA(), guidance=BackProj(), inversion_steps=5,
+                   generation_steps=25).timesteps()[0]     # [0, 137, 274, 412, 549]
+            ```
         """
         t0 = T if self.t0 is None else self.t0
         if t0 > T:
@@ -181,6 +251,31 @@ class Recipe:
         its spectral initialisation); without it, z is drawn from ``generator``. ``callback``
         sees a :class:`StepInfo` after every step; ``progress`` shows a tqdm bar. The same
         ``generator`` seed gives bit-identical output on the CPU.
+
+        Args:
+            model: the prior, ``model(x, t) -> ε`` with ``t`` the integer timestep, and a
+                ``NoiseSchedule`` in ``model.schedule``.
+            y: the measurement ``(B, ...)``, as ``op.A(x)`` (plus noise) gives it.
+            op: the operator that produced ``y``.
+            generator: every random draw's source: one ``torch.Generator`` on ``y``'s device, or
+                a list with one per sample (then a sample's result does not depend on its batch);
+                ``None`` uses a fresh generator seeded with 0.
+            x_T: the starting noise of a recipe without an inverter, shaped like
+                ``op.input_shape(y.shape)``.
+            callback: called with a ``StepInfo`` after every step.
+            return_info: return a ``RunResult`` instead of the tensor.
+            progress: show a progress bar.
+
+        Returns:
+            ``x̂`` shaped like ``op.input_shape(y.shape)``, or a ``RunResult`` with the network
+            calls really made (``nfe``), the visited timesteps and the wall time.
+
+        Raises:
+            InvalidInputError: ``y``, ``op``, ``model``, ``generator`` or ``x_T`` is not what it
+                should be (checked before the first network call).
+            ConfigError: the recipe's timestep lists do not fit the model's ``T``.
+            CapabilityError: the guidance needs something the operator lacks (e.g. an SVD view
+                for DDRM), raised before the first network call.
         """
         y = check_tensor(y, "y", min_ndim=1)
         schedule = getattr(model, "schedule", None)

@@ -1,12 +1,12 @@
 r"""Noise schedules (betas → ᾱ_t) and timestep lists.
 
 Discrete VP diffusion with ``T`` steps and 0-based timesteps ``t = 0..T-1``:
-``ᾱ_t = Π_{s≤t} (1 − β_s)`` (Ho et al. 2020). ᾱ is computed in float64 and cast where used, as
-guided-diffusion does (``_extract_into_tensor``).
+``ᾱ_t = Π_{s≤t} (1 − β_s)`` (Ho et al., NeurIPS 2020, eq. 4). ᾱ is computed in float64 and cast
+where used, as guided-diffusion does.
 
 Two spacings pick the timesteps a sampler visits:
 
-- ``uniform`` (SSD's ``create_space_timesteps``): ``n`` steps spread over ``[0, t0 − 1]`` with
+- ``uniform`` (SSD's spacing): ``n`` steps spread over ``[0, t0 − 1]`` with
   a float stride ``(t0 − 1)/(n − 1)`` and Python's round-half-to-even. t0 = 550, n = 5 gives
   ``[0, 137, 274, 412, 549]``.
 - ``leading`` (DDIM/DDRM/DDNM): ``skip = t0 // n`` and ``[0, skip, …, (n − 1)·skip]``.
@@ -46,7 +46,24 @@ def _cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarr
 
 @attrs.frozen(eq=False)
 class NoiseSchedule:
-    """A discrete VP schedule. Build with :meth:`linear` or :meth:`cosine`, or from ``betas``."""
+    """A discrete VP schedule. Build with ``linear()`` or ``cosine()``, or from ``betas``.
+
+    Args:
+        betas: the ``T`` values β_t, each in (0, 1) (stored as a float64 array).
+        name: a label shown in ``repr`` (``"linear"``, ``"cosine"``, ``"custom"``).
+
+    Raises:
+        ConfigError: ``betas`` is not a non-empty 1-D array of values in (0, 1).
+
+    Examples:
+        ```python
+        from invkit import NoiseSchedule
+
+        s = NoiseSchedule.linear()             # T = 1000, β from 1e-4 to 0.02
+        s.abar_at(549) ** 0.5                  # 0.215: √ᾱ where SSD's generation starts
+        s.timesteps(5, t0=550)                 # [0, 137, 274, 412, 549]
+        ```
+    """
 
     betas: np.ndarray = attrs.field(converter=lambda b: np.asarray(b, dtype=np.float64))
     name: str = "custom"
@@ -58,20 +75,47 @@ class NoiseSchedule:
 
     @classmethod
     def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "NoiseSchedule":
-        """Ho et al.'s linear schedule (1e-4 … 0.02 at T = 1000), the one every checkpoint here uses."""
+        """Ho et al.'s linear schedule (1e-4 … 0.02 at T = 1000), the one every checkpoint here uses.
+
+        Args:
+            T: the number of timesteps. For ``T ≠ 1000`` both ends are scaled by ``1000/T``, as
+                guided-diffusion does, so the schedule keeps its meaning.
+            beta_start: β_0 at T = 1000.
+            beta_end: β_{T−1} at T = 1000.
+
+        Returns:
+            The schedule, named ``"linear"``.
+
+        Raises:
+            ConfigError: ``T < 1``.
+        """
         if T < 1:
             raise ConfigError(f"T must be >= 1, got {T}")
         return cls(_linear_betas(T, beta_start, beta_end), name="linear")
 
     @classmethod
     def cosine(cls, T: int = 1000) -> "NoiseSchedule":
-        """Nichol & Dhariwal's cosine schedule (guided-diffusion's 64×64 model)."""
+        """Nichol & Dhariwal's cosine schedule (guided-diffusion's 64×64 model).
+
+        ᾱ(t) = cos²((t/T + s)/(1 + s)·π/2) with s = 0.008 and β clipped at 0.999 (Nichol &
+        Dhariwal, ICML 2021, eq. 17).
+
+        Args:
+            T: the number of timesteps.
+
+        Returns:
+            The schedule, named ``"cosine"``.
+
+        Raises:
+            ConfigError: ``T < 1``.
+        """
         if T < 1:
             raise ConfigError(f"T must be >= 1, got {T}")
         return cls(_cosine_betas(T), name="cosine")
 
     @property
     def T(self) -> int:
+        """The number of timesteps."""
         return int(self.betas.size)
 
     @property
@@ -86,10 +130,28 @@ class NoiseSchedule:
         return float(self.abar[t])
 
     def abar_tensor(self, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> torch.Tensor:
+        """ᾱ_t for t = 0..T−1 as a tensor.
+
+        Args:
+            dtype: the tensor's dtype.
+            device: the tensor's device.
+
+        Returns:
+            A ``(T,)`` tensor.
+        """
         return torch.as_tensor(self.abar, dtype=dtype, device=device)
 
     def timesteps(self, n: int, t0: int | None = None, spacing: Spacing = "uniform") -> list[int]:
-        """``n`` increasing timesteps in ``[0, t0 − 1]`` (``t0`` defaults to T). See module doc."""
+        """``n`` increasing timesteps in ``[0, t0 − 1]`` (``t0`` defaults to T). See module doc.
+
+        Args:
+            n: the number of timesteps.
+            t0: one past the highest timestep (``None``: ``T``).
+            spacing: ``"uniform"`` (SSD) or ``"leading"`` (DDIM/DDRM/DDNM).
+
+        Returns:
+            The increasing list, as ``timesteps(n, t0, spacing, T=self.T)``.
+        """
         return timesteps(n, self.T if t0 is None else t0, spacing, T=self.T)
 
     def __eq__(self, other: object) -> bool:
@@ -106,8 +168,28 @@ def timesteps(n: int, t0: int, spacing: Spacing = "uniform", *, T: int | None = 
     """``n`` increasing integer timesteps in ``[0, t0 − 1]``.
 
     ``uniform``: ``round(k·(t0 − 1)/(n − 1))`` accumulated as a float stride, half to even
-    (SSD). ``leading``: ``k·(t0 // n)`` (DDIM/DDRM/DDNM). Raises :class:`ConfigError` for
-    ``n < 1``, ``t0 < 1``, ``t0 > T`` or more steps than timesteps.
+    (SSD). ``leading``: ``k·(t0 // n)`` (DDIM/DDRM/DDNM).
+
+    Args:
+        n: the number of timesteps.
+        t0: one past the highest timestep allowed.
+        spacing: ``"uniform"`` or ``"leading"``.
+        T: the schedule's number of timesteps, to check ``t0 <= T`` (``None``: not checked).
+
+    Returns:
+        ``n`` increasing integers in ``[0, t0 − 1]``.
+
+    Raises:
+        ConfigError: ``n < 1``, ``t0 < 1``, ``t0 > T``, more steps than timesteps, or an
+            unknown ``spacing``.
+
+    Examples:
+        ```python
+        from invkit import timesteps
+
+        timesteps(5, 550)                      # [0, 137, 274, 412, 549]   (SSD-30 inversion)
+        timesteps(20, 1000, "leading")         # [0, 50, ..., 950]         (DDRM-20)
+        ```
     """
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"the number of steps must be an integer >= 1, got {n!r}")

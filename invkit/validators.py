@@ -2,8 +2,9 @@
 
 Each validator has the attrs signature ``(instance, attribute, value)`` and raises a typed
 :class:`~invkit.errors.InvkitError` (a :class:`~invkit.errors.ConfigError` unless ``error=`` says
-otherwise) whose message names the class and field, e.g. ``DA.eta must be a number in [0, 1]``.
-Plugins use them the same way as the core::
+otherwise) whose message names the class and field, e.g. ``DA.eta must be a number in [0, 1]``,
+so a bad part fails where it is built, not in the middle of a run.
+Plugins use them the same way as the core:
 
     import attrs
     from invkit.validators import unit_interval, boolean
@@ -51,13 +52,32 @@ def _is_int(value: Any) -> bool:
 
 
 def boolean(instance: Any, attribute: Any, value: Any) -> None:
-    """``value`` is ``True`` or ``False`` (not 0/1, not a string)."""
+    """``value`` is ``True`` or ``False`` (not 0/1, not a string).
+
+    Use it directly as a validator: ``attrs.field(default=True, validator=boolean)``.
+
+    Args:
+        instance: the attrs instance being built.
+        attribute: the attrs attribute (its name goes into the message).
+        value: the value to check.
+
+    Raises:
+        ConfigError: ``value`` is not a bool.
+    """
     if not isinstance(value, bool):
         raise ConfigError(f"{_field(instance, attribute)} must be True or False, got {value!r}")
 
 
 def positive_int(hint: str = "", *, error: type[InvkitError] = ConfigError) -> Validator:
-    """An integer ``>= 1``; ``hint`` is appended to the message (what the field means)."""
+    """An integer ``>= 1``; ``hint`` is appended to the message (what the field means).
+
+    Args:
+        hint: text appended to the error message (what the field means).
+        error: the ``InvkitError`` subclass raised (default ``ConfigError``).
+
+    Returns:
+        An attrs validator ``(instance, attribute, value) -> None``.
+    """
 
     def check(instance: Any, attribute: Any, value: Any) -> None:
         if not _is_int(value) or value < 1:
@@ -67,7 +87,15 @@ def positive_int(hint: str = "", *, error: type[InvkitError] = ConfigError) -> V
 
 
 def nonneg_int(hint: str = "", *, error: type[InvkitError] = ConfigError) -> Validator:
-    """An integer ``>= 0``."""
+    """An integer ``>= 0``.
+
+    Args:
+        hint: text appended to the error message (what the field means).
+        error: the ``InvkitError`` subclass raised (default ``ConfigError``).
+
+    Returns:
+        An attrs validator ``(instance, attribute, value) -> None``.
+    """
 
     def check(instance: Any, attribute: Any, value: Any) -> None:
         if not _is_int(value) or value < 0:
@@ -77,7 +105,15 @@ def nonneg_int(hint: str = "", *, error: type[InvkitError] = ConfigError) -> Val
 
 
 def nonneg_number(hint: str = "", *, error: type[InvkitError] = ConfigError) -> Validator:
-    """A finite real number ``>= 0``."""
+    """A finite real number ``>= 0``.
+
+    Args:
+        hint: text appended to the error message (what the field means).
+        error: the ``InvkitError`` subclass raised (default ``ConfigError``).
+
+    Returns:
+        An attrs validator ``(instance, attribute, value) -> None``.
+    """
 
     def check(instance: Any, attribute: Any, value: Any) -> None:
         if not _is_number(value) or not (math.isfinite(value) and value >= 0):
@@ -87,7 +123,15 @@ def nonneg_number(hint: str = "", *, error: type[InvkitError] = ConfigError) -> 
 
 
 def positive_number(hint: str = "", *, error: type[InvkitError] = ConfigError) -> Validator:
-    """A finite real number ``> 0``."""
+    """A finite real number ``> 0``.
+
+    Args:
+        hint: text appended to the error message (what the field means).
+        error: the ``InvkitError`` subclass raised (default ``ConfigError``).
+
+    Returns:
+        An attrs validator ``(instance, attribute, value) -> None``.
+    """
 
     def check(instance: Any, attribute: Any, value: Any) -> None:
         if not _is_number(value) or not (math.isfinite(value) and value > 0):
@@ -97,7 +141,16 @@ def positive_number(hint: str = "", *, error: type[InvkitError] = ConfigError) -
 
 
 def unit_interval(hint: str = "", *, closed_right: bool = True, error: type[InvkitError] = ConfigError) -> Validator:
-    """A number in ``[0, 1]`` (``[0, 1)`` with ``closed_right=False``)."""
+    """A number in ``[0, 1]`` (``[0, 1)`` with ``closed_right=False``).
+
+    Args:
+        hint: text appended to the error message.
+        closed_right: whether 1 itself is allowed.
+        error: the ``InvkitError`` subclass raised (default ``ConfigError``).
+
+    Returns:
+        An attrs validator ``(instance, attribute, value) -> None``.
+    """
     interval = "[0, 1]" if closed_right else "[0, 1)"
 
     def check(instance: Any, attribute: Any, value: Any) -> None:
@@ -109,7 +162,14 @@ def unit_interval(hint: str = "", *, closed_right: bool = True, error: type[Invk
 
 
 def optional(validator: Validator) -> Validator:
-    """``None`` or whatever ``validator`` accepts."""
+    """``None`` or whatever ``validator`` accepts.
+
+    Args:
+        validator: the validator applied to values other than ``None``.
+
+    Returns:
+        An attrs validator ``(instance, attribute, value) -> None``.
+    """
 
     def check(instance: Any, attribute: Any, value: Any) -> None:
         if value is not None:
@@ -119,7 +179,16 @@ def optional(validator: Validator) -> Validator:
 
 
 def one_of(options: Iterable[Any], hint: str = "", *, error: type[InvkitError] = ConfigError) -> Validator:
-    """One of a fixed set of values (compared with ``==``)."""
+    """One of a fixed set of values (compared with ``==``).
+
+    Args:
+        options: the allowed values.
+        hint: text appended to the error message.
+        error: the ``InvkitError`` subclass raised (default ``ConfigError``).
+
+    Returns:
+        An attrs validator ``(instance, attribute, value) -> None``.
+    """
     allowed = tuple(options)
 
     def check(instance: Any, attribute: Any, value: Any) -> None:
@@ -133,7 +202,17 @@ def one_of(options: Iterable[Any], hint: str = "", *, error: type[InvkitError] =
 def instance_of(
     cls: type | tuple[type, ...], what: str, *, allow_none: bool = False, error: type[InvkitError] = ConfigError
 ) -> Validator:
-    """An instance of ``cls`` (``what`` names the accepted kinds in the message)."""
+    """An instance of ``cls`` (``what`` names the accepted kinds in the message).
+
+    Args:
+        cls: the accepted class or tuple of classes.
+        what: how the message names the accepted kinds, e.g. ``"an Inverter (DA, DDIM, DDPM)"``.
+        allow_none: also accept ``None``.
+        error: the ``InvkitError`` subclass raised (default ``ConfigError``).
+
+    Returns:
+        An attrs validator ``(instance, attribute, value) -> None``.
+    """
 
     def check(instance: Any, attribute: Any, value: Any) -> None:
         if value is None and allow_none:
