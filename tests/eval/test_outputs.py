@@ -88,12 +88,13 @@ def test_saved_images_reproduce_the_psnr(result, tmp_path):
 
 
 def test_plot_draws_every_series(tmp_path):
+    pytest.importorskip("matplotlib")  # the [plot] extra
     series = {"a": [(10, 5.0), (20, 4.0), (50, 3.5)], "b": [(10, 6.0), (20, 5.5), (50, 5.0)]}
     path = ev.plot_lines(tmp_path / "p.png", series, title="t", xlabel="x", ylabel="y", hline=(3.0, "floor"), logx=True, size=(400, 300))
     img = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3)
     assert Image.open(path).size == (400, 300)
     colours = {tuple(c) for c in img}
-    for colour in ev._COLOURS[:2]:
+    for colour in ev.SERIES_COLOURS[:2]:
         assert colour in colours
 
 
@@ -110,7 +111,7 @@ def test_sweep_writes_the_fid_vs_nfe_plot(tmp_path):
     families, nfes = ["ssd", "ddnm"], [3, 5]
     methods = ("input", *ev.sweep_methods(families, nfes))
     x, _ = fashion_mnist("test", limit=4)
-    cfg = ev.EvalConfig(task="sr4", methods=methods, n=4, batch_size=4, grid=2)
+    cfg = ev.EvalConfig(task="sr4", methods=methods, n=4, batch_size=4, grid=2, sweep=ev.NFESweep(families, nfes))
     res = ev.evaluate(cfg, model=tiny_backbone(), images=x)
     assert res.fid_floor is not None and all("fid_fashion" in a for a in res.aggregates.values())
     from invkit.data import to_unit_range
@@ -120,8 +121,9 @@ def test_sweep_writes_the_fid_vs_nfe_plot(tmp_path):
     assert res.fid_floor == pytest.approx(fid_fashion(train, x), rel=1e-6)
     fid_input = fid_fashion(to_unit_range(res.outputs_u8["input"]), to_unit_range(res.gt_u8))
     assert res.aggregates["input"]["fid_fashion"] == pytest.approx(fid_input, rel=1e-6)
-    files = {p.name for p in ev.write_outputs(res, tmp_path, sweep=(families, nfes))}
-    assert {"fid_vs_nfe.png", "nfe_sweep.json", "nfe_sweep.md", "manifest.json"} <= files
+    files = {p.name for p in ev.write_outputs(res, tmp_path)}
+    assert {"nfe_sweep.json", "nfe_sweep.md", "manifest.json"} <= files
+    assert ("fid_vs_nfe.png" in files) == ev.extras.available("matplotlib")
     rows = json.loads((tmp_path / "nfe_sweep.json").read_text())["rows"]
     assert [(r["family"], r["nominal_nfe"], r["nfe"]) for r in rows] == [("ssd", 3, 2), ("ssd", 5, 4), ("ddnm", 3, 3), ("ddnm", 5, 5)]
 
@@ -135,7 +137,7 @@ def test_lpips_and_inception_fid_are_skipped_with_a_note(monkeypatch, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in missing else real(name, *a))
     notes: list[str] = []
-    ev._optional_metrics(gt, outputs, {"m": {}}, notes)
+    ev.optional_metrics(gt, outputs, {"m": {}}, notes)
     assert any("LPIPS skipped: install" in n for n in notes) and any("Inception FID skipped: install" in n for n in notes)
     # packages present but no weights in the hub cache: still skipped, and the note says where to put them
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name in missing else real(name, *a))
@@ -144,7 +146,7 @@ def test_lpips_and_inception_fid_are_skipped_with_a_note(monkeypatch, tmp_path):
     try:
         notes = []
         aggregates = {"m": {}}
-        ev._optional_metrics(gt, outputs, aggregates, notes)
+        ev.optional_metrics(gt, outputs, aggregates, notes)
     finally:
         torch.hub.set_dir(before)
     where = str(tmp_path / "checkpoints")
