@@ -179,6 +179,7 @@ class RunFolder:
                 "pass --overwrite to replace it, or choose another --out"
             )
         if present and resume and previous_hash == self.hash:
+            self._remove_temporaries(self.labels)
             if self.is_complete():
                 shutil.rmtree(self.cache, ignore_errors=True)
                 return None
@@ -199,18 +200,28 @@ class RunFolder:
                 prune_empty(p.parent, self.out)
         for name in OUTPUT_NAMES:
             (self.out / name).unlink(missing_ok=True)
-        for name in (*OUTPUT_NAMES, MANIFEST, JOURNAL):  # temporaries of a write that was killed
-            for tmp in self.out.glob(f".{name}.*.tmp"):
-                tmp.unlink(missing_ok=True)
         # the restorations of a run killed while writing them are in no manifest: its methods name them
         methods = ((header or {}).get("settings") or {}).get("config", {}).get("methods", [])
-        for label in ["gt", *(parse_method(m).label for m in methods)]:
-            folder = self.out / "images" / label.replace("/", "_").replace(":", "_")
+        labels = [parse_method(m).label for m in methods]
+        self._remove_temporaries(labels)
+        for folder in self._image_folders(labels):
             if folder.is_dir():
                 shutil.rmtree(folder)
         prune_empty(self.out / "images", self.out)
         shutil.rmtree(self.cache, ignore_errors=True)
         self.journal.unlink(missing_ok=True)
+
+    def _image_folders(self, labels: Sequence[str]) -> list[Path]:
+        return [self.out / "images" / label.replace("/", "_").replace(":", "_") for label in ["gt", *labels]]
+
+    def _remove_temporaries(self, labels: Sequence[str]) -> None:
+        """The temporaries of atomic writes that were killed (``.<name>.<pid>.tmp``)."""
+        for name in (*OUTPUT_NAMES, MANIFEST, JOURNAL):
+            for tmp in self.out.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+        for folder in self._image_folders(labels):
+            for tmp in folder.glob(".*.png.*.tmp") if folder.is_dir() else ():
+                tmp.unlink(missing_ok=True)
 
     def _batch_file(self, start: int) -> Path:
         return self.cache / f"batch-{start:07d}.npz"
