@@ -108,8 +108,9 @@ def evaluate(
             raise ConfigError(f"backbone {cfg.backbone!r} works on {size}×{size} images, the data are {tuple(x_all.shape[-2:])}")
     # shape and channel errors now, not after an hour of work
     probe = task.build(tuple(x_all.shape[1:]), image_generators(cfg.seed, [cfg.offset], "operator"))
-    if "y" in [m.name for m in methods]:
+    with torch.no_grad():
         y_shape = tuple(probe.A(torch.zeros((1, *x_all.shape[1:]))).shape[1:])
+    if "y" in [m.name for m in methods]:
         if y_shape != tuple(x_all.shape[1:]):
             raise ConfigError(f"the 'y' baseline needs y shaped like the image; task {task.name!r} gives y of shape {y_shape}")
 
