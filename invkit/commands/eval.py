@@ -188,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     written = ev.write_outputs(result, args.out, save_images=args.save_images, compare=pairs, command={"invkit eval": arguments}, extra_files=[journal])
     folder.close()
     print(ev.markdown_table(result, compare=pairs), end="")
-    if sweep is not None and not ev.extras.available("matplotlib"):
+    plotted = any(a.get("fid_fashion") is not None for a in result.aggregates.values())
+    if sweep is not None and plotted and not ev.extras.available("matplotlib"):
         print(f"note: fid_vs_nfe.png not drawn: matplotlib is not installed; {ev.extras.PLOT_HINT}", file=sys.stderr)
     print(f"wrote {len(written)} files to {args.out}")
     return 0

@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import attrs
+
 from ..io import save_png, sha256_file, write_atomic, write_json_atomic, write_text_atomic
 from .config import EvalResult, config_dict, run_settings, settings_hash
 from .figures import grid_columns, image_grid
@@ -183,7 +185,7 @@ def write_outputs(
     sweep_cfg = result.config.sweep
     if sweep is not None:
         warnings.warn("write_outputs(sweep=...) is deprecated; give EvalConfig(sweep=NFESweep(families, nfes))", DeprecationWarning, stacklevel=2)
-        sweep_cfg = NFESweep(*sweep)
+        sweep_cfg = attrs.evolve(result.config, sweep=NFESweep(*sweep)).sweep  # its methods must have been evaluated
     previous = listed_files(out, read_manifest(out))
     # the old manifest goes first: until the new one is written the folder claims nothing
     (out / MANIFEST).unlink(missing_ok=True)

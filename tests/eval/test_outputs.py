@@ -179,3 +179,50 @@ def test_paired_difference_is_exact_and_checks_its_input() -> None:
         paired_difference(rows, "a", "b", "ssim")
     with pytest.raises(ConfigError, match="at least 2"):
         paired_difference(rows[:1] + rows[4:5], "a", "b")
+
+
+def test_the_sweep_argument_of_write_outputs_is_deprecated(result, tmp_path):
+    from invkit.errors import ConfigError
+
+    with pytest.warns(DeprecationWarning, match="EvalConfig"), pytest.raises(ConfigError, match="not all evaluated"):
+        ev.write_outputs(result, tmp_path, sweep=(["ssd"], [3]))
+
+
+def test_without_matplotlib_the_sweep_writes_its_tables_and_says_how_to_get_the_plot(tmp_path, monkeypatch):
+    from invkit.evaluation import extras
+
+    rows = [{"family": "ssd", "nominal_nfe": n, "steps": ev.sweep_steps("ssd", n), "nfe": n - 1, "fid_fashion": 50.0 / n,
+             "psnr": 20.0, "ssim": 0.5, "seconds_per_image": 0.1} for n in (3, 5)]  # fmt: skip
+    real = extras.available
+    monkeypatch.setattr(extras, "available", lambda name: False if name.startswith("matplotlib") else real(name))
+    files = {p.name for p in ev.write_sweep(tmp_path, rows, nfes=(3, 5), fid_floor=1.0, n=4)}
+    assert files == {"nfe_sweep.json", "nfe_sweep.md"}
+    assert "pip install 'invkit[plot]'" in (tmp_path / "nfe_sweep.md").read_text()
+    assert any("invkit[plot]" in note for note in json.loads((tmp_path / "nfe_sweep.json").read_text())["notes"])
+    with pytest.raises(ev.MissingExtraError, match=r"invkit\[plot\]"):
+        monkeypatch.setattr(extras.importlib.util, "find_spec", lambda name, *a: None)
+        ev.plot_lines(tmp_path / "p.png", {"a": [(1, 2.0)]}, title="t", xlabel="x", ylabel="y")
+
+
+def test_the_sweep_command_without_matplotlib_says_so_in_one_line(tiny, tmp_path, monkeypatch, capsys):
+    from invkit import cli
+    from invkit.data import fashion_mnist_dir
+    from invkit.evaluation import extras
+
+    if not any((fashion_mnist_dir() / f"t10k-images-idx3-ubyte{ext}").is_file() for ext in ("", ".gz")):
+        pytest.skip("Fashion-MNIST is not installed")
+    real = extras.available
+    monkeypatch.setattr(extras, "available", lambda name: False if name.startswith("matplotlib") else real(name))
+    out = tmp_path / "sweep"
+    code = cli.main(["eval", "--backbone", tiny, "--task", "sr4", "--n", "2", "--nfe-sweep", "--families", "ssd",
+                     "--nfe", "3", "--out", str(out), "--quiet", "--grid", "0"])  # fmt: skip
+    assert code == 0
+    err = capsys.readouterr().err
+    if "fid_fashion" not in json.loads((out / "results.json").read_text())["aggregates"]["input"]:
+        pytest.skip("the fid_fashion classifier is not installed: nothing to plot")
+    assert [line for line in err.splitlines() if "invkit[plot]" in line] == [
+        "note: fid_vs_nfe.png not drawn: matplotlib is not installed; pip install 'invkit[plot]'"
+    ]
+    assert (out / "nfe_sweep.md").is_file() and not (out / "fid_vs_nfe.png").exists()
+    data = json.loads((out / "results.json").read_text())
+    assert data["config"]["sweep"] == {"families": ["ssd"], "nfes": [3]}
