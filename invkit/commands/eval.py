@@ -185,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
     arguments = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     journal = folder.finish(result)
-    written = ev.write_outputs(result, args.out, save_images=args.save_images, compare=pairs, command={"invkit eval": arguments}, extra_files=[journal])
+    written = ev.write_outputs(result, args.out, save_images=args.save_images, compare=pairs, command={"invkit eval": arguments},
+                               extra_files=[journal], settings=folder.settings)
     folder.close()
     print(ev.markdown_table(result, compare=pairs), end="")
     plotted = any(a.get("fid_fashion") is not None for a in result.aggregates.values())

@@ -163,6 +163,7 @@ def write_outputs(
     compare: Sequence[tuple[str, str]] = (),
     command: Any = None,
     extra_files: Sequence[Path] = (),
+    settings: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Write ``results.json``, ``table.md``, ``grid.png`` and last ``manifest.json`` to ``out``.
 
@@ -176,6 +177,8 @@ def write_outputs(
         command: recorded in the manifest.
         extra_files: files already in ``out`` that belong to this run (``rows.jsonl``), listed in
             the manifest too.
+        settings: the run's settings for the manifest (default: :func:`run_settings` of the
+            result's configuration and these output choices).
 
     Returns:
         The files written, the manifest last.
@@ -209,6 +212,7 @@ def write_outputs(
         if p.resolve() not in keep and p.is_file():
             p.unlink()
             prune_empty(p.parent, out)
-    settings = run_settings(result.config, save_images=save_images, compare=compare)
+    if settings is None:
+        settings = run_settings(result.config, save_images=save_images, compare=compare)
     written.append(write_manifest(out, written, settings=settings, environment=result.environment, command=command))
     return written
