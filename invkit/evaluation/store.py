@@ -42,9 +42,9 @@ OUTPUT_NAMES = ("results.json", "table.md", "grid.png", "nfe_sweep.json", "nfe_s
 JOURNAL_FORMAT = "invkit-eval-rows/1"
 
 
-def _writable_ancestor(path: Path, what: str) -> Path:
+def _writable_ancestor(path: Path, what: str, shown: Path | None = None) -> Path:
     """The nearest existing folder at or above ``path``, checked to be a writable folder."""
-    anc = path.absolute()
+    anc, path = path.absolute(), shown or path
     while not anc.exists() and anc != anc.parent:
         anc = anc.parent
     if not anc.is_dir():
@@ -81,7 +81,7 @@ def check_output_file(path: str | os.PathLike, what: str = "--out", suffixes: Se
         raise ConfigError(f"{what} {path} is a folder; give a file name such as {path / 'demo.png'}")
     if suffixes and path.suffix.lower() not in suffixes:
         raise ConfigError(f"{what} {path}: the file must end in {' or '.join(suffixes)}")
-    _writable_ancestor(path.parent, what)
+    _writable_ancestor(path.parent, what, shown=path)
     return path
 
 
