@@ -105,5 +105,15 @@ __all__ = [
     "read_journal",
 ]
 
-# renamed: the recipe presets' task families are invkit_recipes.PRESET_TASKS
-__getattr__ = deprecated_names(__name__, {"TASKS": "invkit.evaluation:EVAL_TASKS"})
+# renamed (TASKS: the recipe presets' task families are invkit_recipes.PRESET_TASKS), and the
+# private names that other modules used to import, now public
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        "TASKS": "invkit.evaluation:EVAL_TASKS",
+        "_literal": "invkit.evaluation:parse_literal",
+        "_DTYPES": "invkit.evaluation:DTYPES",
+        "_COLOURS": "invkit.evaluation:SERIES_COLOURS",
+        "_optional_metrics": "invkit.evaluation:optional_metrics",
+    },
+)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -43,7 +44,7 @@ def main() -> int:
         def append(self, batch):  # noqa: ANN001
             appends[0] += 1
             if appends[0] == k:
-                text = "".join(store._journal_line({**r, "batch": batch.start}) for r in batch.rows)
+                text = "".join(json.dumps({**r, "batch": batch.start}) + "\n" for r in batch.rows)
                 with open(self.journal, "a") as f:
                     f.write(text[: len(text) // 2])
                 die()

@@ -83,5 +83,7 @@ def test_public_names_stay_importable_and_tasks_warns():
         assert callable(getattr(ev, name)), name
     with pytest.warns(DeprecationWarning, match="EVAL_TASKS"):
         assert ev.TASKS is ev.EVAL_TASKS
+    with pytest.warns(DeprecationWarning, match="parse_literal"):
+        assert ev._literal("(1, 2)") == (1, 2)
     with pytest.raises(AttributeError):
         ev.NOT_A_NAME  # noqa: B018
