@@ -88,12 +88,13 @@ def test_saved_images_reproduce_the_psnr(result, tmp_path):
 
 
 def test_plot_draws_every_series(tmp_path):
+    pytest.importorskip("matplotlib")  # the [plot] extra
     series = {"a": [(10, 5.0), (20, 4.0), (50, 3.5)], "b": [(10, 6.0), (20, 5.5), (50, 5.0)]}
     path = ev.plot_lines(tmp_path / "p.png", series, title="t", xlabel="x", ylabel="y", hline=(3.0, "floor"), logx=True, size=(400, 300))
     img = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3)
     assert Image.open(path).size == (400, 300)
     colours = {tuple(c) for c in img}
-    for colour in ev._COLOURS[:2]:
+    for colour in ev.SERIES_COLOURS[:2]:
         assert colour in colours
 
 
@@ -110,7 +111,7 @@ def test_sweep_writes_the_fid_vs_nfe_plot(tmp_path):
     families, nfes = ["ssd", "ddnm"], [3, 5]
     methods = ("input", *ev.sweep_methods(families, nfes))
     x, _ = fashion_mnist("test", limit=4)
-    cfg = ev.EvalConfig(task="sr4", methods=methods, n=4, batch_size=4, grid=2)
+    cfg = ev.EvalConfig(task="sr4", methods=methods, n=4, batch_size=4, grid=2, sweep=ev.NFESweep(families, nfes))
     res = ev.evaluate(cfg, model=tiny_backbone(), images=x)
     assert res.fid_floor is not None and all("fid_fashion" in a for a in res.aggregates.values())
     from invkit.data import to_unit_range
@@ -120,8 +121,9 @@ def test_sweep_writes_the_fid_vs_nfe_plot(tmp_path):
     assert res.fid_floor == pytest.approx(fid_fashion(train, x), rel=1e-6)
     fid_input = fid_fashion(to_unit_range(res.outputs_u8["input"]), to_unit_range(res.gt_u8))
     assert res.aggregates["input"]["fid_fashion"] == pytest.approx(fid_input, rel=1e-6)
-    files = {p.name for p in ev.write_outputs(res, tmp_path, sweep=(families, nfes))}
-    assert {"fid_vs_nfe.png", "nfe_sweep.json", "nfe_sweep.md", "manifest.json"} <= files
+    files = {p.name for p in ev.write_outputs(res, tmp_path)}
+    assert {"nfe_sweep.json", "nfe_sweep.md", "manifest.json"} <= files
+    assert ("fid_vs_nfe.png" in files) == ev.extras.available("matplotlib")
     rows = json.loads((tmp_path / "nfe_sweep.json").read_text())["rows"]
     assert [(r["family"], r["nominal_nfe"], r["nfe"]) for r in rows] == [("ssd", 3, 2), ("ssd", 5, 4), ("ddnm", 3, 3), ("ddnm", 5, 5)]
 
@@ -135,7 +137,7 @@ def test_lpips_and_inception_fid_are_skipped_with_a_note(monkeypatch, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in missing else real(name, *a))
     notes: list[str] = []
-    ev._optional_metrics(gt, outputs, {"m": {}}, notes)
+    ev.optional_metrics(gt, outputs, {"m": {}}, notes)
     assert any("LPIPS skipped: install" in n for n in notes) and any("Inception FID skipped: install" in n for n in notes)
     # packages present but no weights in the hub cache: still skipped, and the note says where to put them
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name in missing else real(name, *a))
@@ -144,7 +146,7 @@ def test_lpips_and_inception_fid_are_skipped_with_a_note(monkeypatch, tmp_path):
     try:
         notes = []
         aggregates = {"m": {}}
-        ev._optional_metrics(gt, outputs, aggregates, notes)
+        ev.optional_metrics(gt, outputs, aggregates, notes)
     finally:
         torch.hub.set_dir(before)
     where = str(tmp_path / "checkpoints")
@@ -177,3 +179,50 @@ def test_paired_difference_is_exact_and_checks_its_input() -> None:
         paired_difference(rows, "a", "b", "ssim")
     with pytest.raises(ConfigError, match="at least 2"):
         paired_difference(rows[:1] + rows[4:5], "a", "b")
+
+
+def test_the_sweep_argument_of_write_outputs_is_deprecated(result, tmp_path):
+    from invkit.errors import ConfigError
+
+    with pytest.warns(DeprecationWarning, match="EvalConfig"), pytest.raises(ConfigError, match="not all evaluated"):
+        ev.write_outputs(result, tmp_path, sweep=(["ssd"], [3]))
+
+
+def test_without_matplotlib_the_sweep_writes_its_tables_and_says_how_to_get_the_plot(tmp_path, monkeypatch):
+    from invkit.evaluation import extras
+
+    rows = [{"family": "ssd", "nominal_nfe": n, "steps": ev.sweep_steps("ssd", n), "nfe": n - 1, "fid_fashion": 50.0 / n,
+             "psnr": 20.0, "ssim": 0.5, "seconds_per_image": 0.1} for n in (3, 5)]  # fmt: skip
+    real = extras.available
+    monkeypatch.setattr(extras, "available", lambda name: False if name.startswith("matplotlib") else real(name))
+    files = {p.name for p in ev.write_sweep(tmp_path, rows, nfes=(3, 5), fid_floor=1.0, n=4)}
+    assert files == {"nfe_sweep.json", "nfe_sweep.md"}
+    assert "pip install 'invkit[plot]'" in (tmp_path / "nfe_sweep.md").read_text()
+    assert any("invkit[plot]" in note for note in json.loads((tmp_path / "nfe_sweep.json").read_text())["notes"])
+    with pytest.raises(ev.MissingExtraError, match=r"invkit\[plot\]"):
+        monkeypatch.setattr(extras.importlib.util, "find_spec", lambda name, *a: None)
+        ev.plot_lines(tmp_path / "p.png", {"a": [(1, 2.0)]}, title="t", xlabel="x", ylabel="y")
+
+
+def test_the_sweep_command_without_matplotlib_says_so_in_one_line(tiny, tmp_path, monkeypatch, capsys):
+    from invkit import cli
+    from invkit.data import fashion_mnist_dir
+    from invkit.evaluation import extras
+
+    if not any((fashion_mnist_dir() / f"t10k-images-idx3-ubyte{ext}").is_file() for ext in ("", ".gz")):
+        pytest.skip("Fashion-MNIST is not installed")
+    real = extras.available
+    monkeypatch.setattr(extras, "available", lambda name: False if name.startswith("matplotlib") else real(name))
+    out = tmp_path / "sweep"
+    code = cli.main(["eval", "--backbone", tiny, "--task", "sr4", "--n", "2", "--nfe-sweep", "--families", "ssd",
+                     "--nfe", "3", "--out", str(out), "--quiet", "--grid", "0"])  # fmt: skip
+    assert code == 0
+    err = capsys.readouterr().err
+    if "fid_fashion" not in json.loads((out / "results.json").read_text())["aggregates"]["input"]:
+        pytest.skip("the fid_fashion classifier is not installed: nothing to plot")
+    assert [line for line in err.splitlines() if "invkit[plot]" in line] == [
+        "note: fid_vs_nfe.png not drawn: matplotlib is not installed; pip install 'invkit[plot]'"
+    ]
+    assert (out / "nfe_sweep.md").is_file() and not (out / "fid_vs_nfe.png").exists()
+    data = json.loads((out / "results.json").read_text())
+    assert data["config"]["sweep"] == {"families": ["ssd"], "nfes": [3]}
