@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-step set-up on a fresh machine: the Fashion-MNIST data (Debian package), a virtual
 # environment in .venv, PyTorch (the CPU build 2.13.0 when no NVIDIA driver is present; with a
-# GPU, an already-installed CUDA build is kept), invkit with its test extra, and the example
+# GPU, an already-installed CUDA build is kept), invkit with its test and plot extras, and the example
 # third-party plugin. Safe to run again: it only installs what is missing or changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     $PIP install -q torch==2.13.0
   fi
 fi
-$PIP install -q -e '.[test]'
+$PIP install -q -e '.[test,plot]'
 # a second step, so that the plugin's `invkit` requirement is met by the checkout just installed
 $PIP install -q ./examples/invkit-example-plugin
 echo "setup: done ($(.venv/bin/python -c 'import torch, invkit; print("torch", torch.__version__, "invkit", invkit.__version__)'))"
