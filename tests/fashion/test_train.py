@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 import invkit
 from invkit.cli import main
-from invkit.commands.train import DDPMTrainConfig, DDPMTrainer
+from invkit_ddpm.train import DDPMTrainConfig, DDPMTrainer
 from invkit.data import fashion_mnist
 from invkit.errors import CheckpointError, ConfigError, MissingFileError
 from invkit.metrics import classifier_accuracy, load_fashion_classifier
