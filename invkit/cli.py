@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import InvkitError
@@ -33,6 +35,74 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "operators": ("invkit.bench.operators", "time A and A+ of every operator on a (8, 3, 256, 256) batch"),
     "speed": ("invkit.bench.speed", "backbone forward time, recipe time, overhead ratio and peak memory"),
 }
+
+
+# ---- helpers shared by commands (core and plugins): one vocabulary, checks before any work ----
+
+#: dtype names every command accepts (the first of each group is the one help texts show)
+DTYPE_NAMES: dict[str, str] = {
+    "float32": "float32", "fp32": "float32", "float": "float32",
+    "float64": "float64", "fp64": "float64", "double": "float64",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "fp16": "float16", "half": "float16",
+}
+
+
+def dtype_name(text: str) -> str:
+    """An argparse ``type``: a dtype name or alias (``fp32``, ``bf16``...) → its canonical name."""
+    canonical = DTYPE_NAMES.get(str(text).lower())
+    if canonical is None:
+        raise argparse.ArgumentTypeError(f"unknown dtype {text!r}; use float32, float64, bfloat16 or float16")
+    return canonical
+
+
+def parse_device(text: str) -> Any:
+    """``--device`` text → a ``torch.device`` that exists on this machine, or a :class:`ConfigError`."""
+    import torch
+
+    from .errors import ConfigError
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"--device {text!r} is not a torch device ({detail}); use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {text}: torch sees no CUDA device here; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"--device {text}: MPS is not available here; use --device cpu")
+    elif device.type != "cpu":
+        raise ConfigError(f"--device {text}: invkit runs on cpu, cuda or mps")
+    return device
+
+
+def check_output_dir(path: str | os.PathLike, flag: str) -> None:
+    """``path`` is, or can be made, a folder we may write into: checked before any computation."""
+    from .errors import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} exists and is not a folder; choose a folder path")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: cannot write into {parent} (permission denied or not a folder); choose a writable location")
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> None:
+    """``path`` names a file (not a folder) in a folder we may write into."""
+    from .errors import ConfigError
+
+    text = os.fspath(path)
+    path = Path(path)
+    if path.is_dir() or text.endswith(("/", os.sep)):
+        raise ConfigError(f"{flag} {text} is a folder; give a file path inside it")
+    check_output_dir(path.parent, flag)
 
 
 class _Parser(argparse.ArgumentParser):

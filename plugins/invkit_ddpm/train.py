@@ -48,6 +48,7 @@ from torch import nn
 
 from invkit import __version__
 from invkit.checkpoint import load_state_dict, save_state_dict, write_atomic
+from invkit.cli import check_output_dir, check_output_file, parse_device
 from invkit.data import fashion_mnist, fashion_mnist_dir
 from invkit.errors import CheckpointError, ConfigError, InvalidInputError, MissingFileError, PluginError
 
@@ -589,47 +590,10 @@ def check_args(args: argparse.Namespace) -> torch.device:
     if args.init_from and args.resume:
         raise ConfigError("--init-from starts a new ddpm run; it cannot be combined with --resume")
     device = parse_device(args.device)
-    check_writable_dir(Path(args.out), "--out")
+    check_output_dir(args.out, "--out")
     if args.export:
-        check_writable_file(Path(args.export), "--export")
+        check_output_file(args.export, "--export")
     return device
-
-
-def parse_device(text: str) -> torch.device:
-    """``--device`` → a :class:`torch.device` that exists here, or a :class:`ConfigError`."""
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise ConfigError(f"--device {text!r} is not a torch device ({exc}); use cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {text}: torch sees no CUDA device here; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) here")
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ConfigError(f"--device {text}: MPS is not available here; use --device cpu")
-    elif device.type != "cpu":
-        raise ConfigError(f"--device {text}: training runs on cpu, cuda or mps")
-    return device
-
-
-def check_writable_dir(path: Path, flag: str) -> None:
-    """``path`` is (or can be made) a folder we can write into; checked before any computation."""
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{flag} {path} exists and is not a folder; choose a folder path")
-    parent = path
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: cannot write into {parent} (permission denied); choose a writable location")
-
-
-def check_writable_file(path: Path, flag: str) -> None:
-    """``path`` names a file (not a folder) whose folder we can write into."""
-    if path.is_dir() or str(path).endswith(("/", os.sep)):
-        raise ConfigError(f"{flag} {path} is a folder; give a file path such as {path / 'weights.safetensors'}")
-    check_writable_dir(path.parent if str(path.parent) else Path("."), flag)
 
 
 def _ddpm_overrides(args: argparse.Namespace) -> dict[str, Any]:

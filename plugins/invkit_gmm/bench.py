@@ -87,8 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "gmm") -> None:
                         help=f"recipe families ({', '.join(FAMILIES)})")
     parser.add_argument("--sigma-y", type=float, default=None,
                         help="fixed noise level σ_y (default: U(0,1)·max singular value per problem, as MCGdiff)")
-    parser.add_argument("--t0", type=int, default=550, help="SSD/SDEdit shortcut step (default 550)")
-    parser.add_argument("--zeta", type=float, default=0.2, help="DPS step size on the residual norm")
+    parser.add_argument("--t0", type=int, default=None, help="SSD/SDEdit shortcut step (default 550)")
+    parser.add_argument("--zeta", type=float, default=None, help="DPS step size on the residual norm (default 0.2)")
     parser.add_argument("--p", type=int, default=1, choices=(1, 2), help="SW order: 1 (MCGdiff, TMPD) or 2 (POT)")
     parser.add_argument("--slices", type=int, default=1000, help="SW projections (fixed per d, shared by all methods)")
     parser.add_argument("--equal-weights", action="store_true", help="weights 1/25 (TMPD) instead of z²/Σz²")
@@ -96,11 +96,26 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "gmm") -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (1 is fastest for these small products on a shared CPU)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write every run as JSON")
-    parser.add_argument("--output", default=None, metavar="PATH", help="also write the Markdown report here")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--out", "--output", dest="output", default=None, metavar="PATH", help="also write the Markdown report here")
+    parser.add_argument("--quiet", "--no-progress", dest="no_progress", action="store_true", help="no progress bar")
 
 
 def _check(args: argparse.Namespace) -> None:
+    from invkit.cli import check_output_file
+
+    if args.t0 is not None and not {"ssd", "ssd+", "sdedit"} & set(args.recipes):
+        raise InvalidInputError("--t0 sets SSD/SDEdit's shortcut step, and no ssd, ssd+ or sdedit is in --recipes: drop it")
+    if args.zeta is not None and "dps" not in args.recipes:
+        raise InvalidInputError("--zeta sets DPS's step size, and dps is not in --recipes: drop it")
+    args.t0 = 550 if args.t0 is None else args.t0
+    args.zeta = 0.2 if args.zeta is None else args.zeta
+    if args.threads < 1:
+        raise InvalidInputError(f"--threads must be >= 1, got {args.threads}")
+    if not (math.isfinite(args.zeta) and args.zeta > 0):
+        raise InvalidInputError(f"--zeta must be a finite number > 0, got {args.zeta}")
+    for flag, path in (("--out", args.output), ("--json", args.json)):
+        if path:
+            check_output_file(path, flag)
     for d in args.dims:
         if d < 2 or d % 2:
             raise InvalidInputError(f"--dims: the grid prior needs even d >= 2, got {d}")
@@ -112,7 +127,7 @@ def _check(args: argparse.Namespace) -> None:
             ssd_split(s)
     if args.problems < 1 or args.samples < 2 or args.slices < 1:
         raise InvalidInputError("--problems, --samples (>= 2) and --slices must be positive")
-    if args.sigma_y is not None and not args.sigma_y >= 0:
+    if args.sigma_y is not None and not (math.isfinite(args.sigma_y) and args.sigma_y >= 0):
         raise InvalidInputError(f"--sigma-y must be >= 0, got {args.sigma_y}")
     if not 1 <= args.t0 <= 1000:
         raise InvalidInputError(f"--t0 must be in [1, 1000], got {args.t0}")
