@@ -187,8 +187,29 @@ def _missing(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None
     return None
 
 
+def _show_plugin_warnings_as_lines() -> None:
+    """Print :class:`~invkit.errors.PluginWarning` as one ``invkit: warning:`` line (no source line)."""
+    import warnings
+
+    from .errors import PluginWarning
+
+    show = warnings.showwarning
+    if getattr(show, "_invkit", False):
+        return
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, PluginWarning):
+            print(f"invkit: warning: {message}".replace("\n", " "), file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    showwarning._invkit = True  # type: ignore[attr-defined]
+    warnings.showwarning = showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _show_plugin_warnings_as_lines()
     if argv[:1] == ["--version"]:  # answered before any plugin is loaded
         from . import __version__
 
@@ -200,7 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if message:
             print(f"invkit: error: {message}".replace("\n", " "), file=sys.stderr)
             return 2
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # argparse's --help (0) or its one-line usage error (2)
+            return exc.code if isinstance(exc.code, int) else 2
         if getattr(args, "_module", None) is None:
             bench = getattr(args, "_bench_parser", None)
             (bench or parser).print_help()

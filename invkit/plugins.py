@@ -194,6 +194,8 @@ def _admit(pm: pluggy.PluginManager, plugin: object, name: str) -> bool:
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
+        if pm.is_registered(plugin):  # pluggy may have added some of its hooks before failing
+            pm.unregister(plugin)
         detail = " ".join(str(exc).split())
         record_failure(name, f"has a hook whose signature does not match invkit's hookspec ({detail}); "
                              f"every invkit hook takes exactly one argument, `register`")
@@ -317,7 +319,11 @@ def disabled_provider(hook: str, name: str) -> str | None:
         except Exception:  # a plugin broken enough to be disabled may fail here too
             continue
         if name in seen:
-            why = "disabled by INVKIT_DISABLE_PLUGINS" if info.status == "disabled" else "which failed to load (see `invkit plugins`)"
+            why = (
+                f"disabled by INVKIT_DISABLE_PLUGINS; remove {pname!r} from it"
+                if info.status == "disabled"
+                else "which failed to load (see `invkit plugins`)"
+            )
             return f"plugin {pname!r} ({info.where()}), {why}"
     return None
 
