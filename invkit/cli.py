@@ -221,10 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if message:
             print(f"invkit: error: {message}".replace("\n", " "), file=sys.stderr)
             return 2
-        try:
-            args = parser.parse_args(argv)
-        except SystemExit as exc:  # argparse's --help (0) or its one-line usage error (2)
-            return exc.code if isinstance(exc.code, int) else 2
+        # argparse's own errors (one usage line) and --help leave through SystemExit(2) and (0)
+        args = parser.parse_args(argv)
         if getattr(args, "_module", None) is None:
             bench = getattr(args, "_bench_parser", None)
             (bench or parser).print_help()

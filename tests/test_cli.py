@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import invkit
 from invkit import cli
 from invkit.errors import UnknownNameError
@@ -21,7 +23,11 @@ def test_version_and_help_answer_without_torch():
         "import sys, contextlib, io\n"
         "from invkit import cli\n"
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
-        "    codes = [cli.main(['--version']), cli.main(['--help']), cli.main([]), cli.main(['bench'])]\n"
+        "    codes = [cli.main(['--version']), cli.main([]), cli.main(['bench'])]\n"
+        "    try:\n"
+        "        cli.main(['--help'])\n"
+        "    except SystemExit as exc:\n"
+        "        codes.append(exc.code)\n"
         "print(codes, 'torch' in sys.modules, 'train' in out.getvalue(), 'gmm' in out.getvalue())\n"
     )
     env = dict(os.environ, INVKIT_DISABLE_PLUGINS="*", PYTHONPATH=os.pathsep.join(sys.path))
@@ -36,16 +42,22 @@ def test_bench_alone_prints_the_bench_help(capsys):
 
 
 def test_unknown_command_is_one_line_exit_2(capsys):
-    assert cli.main(["no-such-command"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["no-such-command"])
+    assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "invalid choice" in err
-    assert cli.main(["bench", "no-such-bench"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "no-such-bench"])
+    assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "invalid choice" in err
 
 
 def test_plugin_commands_are_listed_with_their_help(capsys):
-    assert cli.main(["--help"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "train" in out and "train a DDPM backbone" in out
 

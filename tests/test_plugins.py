@@ -428,7 +428,7 @@ for argv in json.loads(sys.argv[1]):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(argv)
-        except SystemExit as exc:
+        except SystemExit as exc:  # --help
             code = exc.code
     results[" ".join(argv)] = [code, out.getvalue(), err.getvalue()]
 print(json.dumps(results))

@@ -16,7 +16,10 @@ TINY = ["--ch", "32", "--ch-mult", "1,2", "--res-blocks", "1", "--attn", "none",
 
 
 def one_line_error(capsys, argv: list[str]) -> str:
-    code = main(argv)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors (a bad --dtype) leave this way, also one line
+        code = exc.code
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert code == 2, (argv, captured.out, err)
