@@ -21,6 +21,7 @@ Environment switches:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import inspect
@@ -30,7 +31,6 @@ import warnings
 from importlib.metadata import PackageNotFoundError, distribution, entry_points
 from typing import Any, Callable, Iterator
 
-import attrs
 import pluggy
 
 from . import hookspecs
@@ -71,7 +71,9 @@ _failures: dict[str, list[str]] = {}
 _warned: set[str] = set()
 
 
-@attrs.frozen
+# dataclasses, not attrs, in this module: it is on the path of `invkit --help`, and attrs costs
+# more to import than the rest of that path together
+@dataclasses.dataclass(frozen=True)
 class PluginInfo:
     """What invkit knows about one plugin: where it comes from and whether it loaded."""
 
@@ -164,7 +166,7 @@ def _make_manager() -> pluggy.PluginManager:
             continue
         info = PluginInfo(ep.name, dist, version, ep.value, is_builtin)
         if ep.name in disabled or (not is_builtin and "*" in disabled):
-            _infos[ep.name] = attrs.evolve(info, status="disabled")
+            _infos[ep.name] = dataclasses.replace(info, status="disabled")
             continue
         _infos[ep.name] = info
         try:
@@ -342,7 +344,7 @@ def resolve_target(target: Any, what: str) -> Any:
     return obj
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True)
 class Spec:
     """One registered thing: its name, the factory that builds it, a description, the plugin."""
 
@@ -350,7 +352,7 @@ class Spec:
     factory: Any
     description: str
     plugin: str
-    meta: dict[str, Any] = attrs.field(factory=dict)
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def build(self, kind: str, **params: Any) -> Any:
         """Call the factory, turning a bad keyword set into a :class:`ConfigError` that lists the
