@@ -122,7 +122,8 @@ def record_failure(plugin: str, problem: str) -> None:
     if strict():
         raise _StrictFailure(text)
     with _lock:
-        _failures.setdefault(plugin, []).append(text)
+        if text not in _failures.setdefault(plugin, []):
+            _failures[plugin].append(text)
         first = text not in _warned
         _warned.add(text)
     if first:

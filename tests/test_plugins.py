@@ -528,3 +528,13 @@ def test_listing_json(capsys):
     assert rows["ddpm-celebahq256"]["checkpoint"] == "celeba_hq.ckpt" and rows["fashion32"]["plugin"] == "fashion32"
     assert main(["recipes", "--json", "--names"]) == 0
     assert json.loads(capsys.readouterr().out) == sorted(invkit.recipes())
+
+
+def test_importing_the_operator_module_keeps_invkit_operator_the_function():
+    import importlib
+
+    importlib.import_module("invkit.operator")
+    from invkit.operator import no_checks  # noqa: F401  (a plugin's usual import)
+
+    assert callable(invkit.operator) and not isinstance(invkit.operator, type(invkit))
+    assert type(invkit.operator("denoise")).__name__ == "Denoise"
