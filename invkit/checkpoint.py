@@ -11,6 +11,10 @@
   and the likely cause (class-conditional vs unconditional, learned sigma, wrong family, diffusers
   naming).
 
+:func:`backbone_from_export` rebuilds the backbone an ``invkit train --export`` describes: the
+``.json`` next to the weights names it by registered backbone name (older exports by a class path,
+matched against the ``arch_aliases`` a backbone registers).
+
 :func:`build_net` is what the backbone plugins share: build a net on the ``meta`` device (no
 memory, no random draws), then give it the checkpoint's tensors, or random weights drawn from a
 caller's generator, or nothing at all (``device="meta"``, to inspect the architecture).
