@@ -10,11 +10,17 @@ plugin found by name::
     op = invkit.operator("sr_bicubic", scale=4)
     model = invkit.backbone("fashion32")
     x_hat = Recipe(inverter=DA(eta=0.6), guidance=BackProj()).run(model, op.A(x), op)
+
+``import invkit`` is light: it does not import torch. Every name that needs torch (operators,
+noise, schedules, the engine) is resolved on first use (PEP 562), so ``invkit --version`` and
+``invkit --help`` answer at once.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from .errors import (
@@ -26,14 +32,11 @@ from .errors import (
     InvkitError,
     MissingFileError,
     PluginError,
+    PluginWarning,
     UnknownNameError,
 )
 from ._compat import alias_module
 from .hookspecs import hookimpl
-from .noise import JPEG, Gaussian, Measurement, NoNoise, Noise, UniformGaussian
-from .operator import Composed, Operator, SVDView, compose
-from .plugins import backbones_registry, operators_registry, recipes_registry
-from .schedule import NoiseSchedule, timesteps
 
 __version__ = "0.1.0"
 
@@ -43,8 +46,24 @@ __version__ = "0.1.0"
 alias_module("invkit.backbone", "invkit.models")
 alias_module("invkit.recipe", "invkit.sampling")
 
-# Engine names resolved on first use (PEP 562): `import invkit` stays light.
+# Names resolved on first use (PEP 562): each of these modules imports torch, and `import invkit`
+# (hence `invkit --help`) must not.
 _LAZY = {
+    "JPEG": "noise",
+    "Gaussian": "noise",
+    "Measurement": "noise",
+    "NoNoise": "noise",
+    "Noise": "noise",
+    "UniformGaussian": "noise",
+    "Composed": "operator",
+    "Operator": "operator",
+    "SVDView": "operator",
+    "compose": "operator",
+    "NoiseSchedule": "schedule",
+    "timesteps": "schedule",
+    "operators_registry": "plugins",
+    "backbones_registry": "plugins",
+    "recipes_registry": "plugins",
     "Backbone": "models",
     "NetBackbone": "models",
     "Inverter": "inverters",
@@ -79,64 +98,78 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-def operator(name: str, **params: Any) -> Operator:
+def operator(name: str, **params: Any) -> "Operator":
     """Build the registered operator ``name`` with ``params`` (e.g. ``operator("sr_bicubic", scale=4)``)."""
+    from .plugins import operators_registry
+
     return operators_registry.build(name, **params)
 
 
 def operators() -> dict[str, tuple[str, str]]:
     """Registered operators: name → (one-line description, providing plugin)."""
+    from .plugins import operators_registry
+
     return {n: (s.description, s.plugin) for n, s in operators_registry.specs().items()}
 
 
 def backbone(name: str, **params: Any):
     """Build the registered backbone ``name`` (``checkpoint=``, ``device=``, ``dtype=``, flags...)."""
+    from .plugins import backbones_registry
+
     return backbones_registry.build(name, **params)
 
 
 def backbones() -> dict[str, tuple[str, str]]:
     """Registered backbones: name → (one-line description, providing plugin)."""
+    from .plugins import backbones_registry
+
     return {n: (s.description, s.plugin) for n, s in backbones_registry.specs().items()}
 
 
 def recipe(name: str, task: str | None = None, **overrides: Any):
     """The preset recipe ``name`` for ``task`` with keyword overrides of any Recipe field."""
+    from .plugins import recipes_registry
+
     return recipes_registry.build(name, task=task, **overrides)
 
 
 def recipes() -> dict[str, tuple[str, str]]:
     """Registered recipe presets: name → (one-line description, providing plugin)."""
+    from .plugins import recipes_registry
+
     return {n: (s.description, s.plugin) for n, s in recipes_registry.specs().items()}
 
 
 __all__ = [
     "CapabilityError",
     "CheckpointError",
-    "Composed",
     "ConfigError",
-    "Gaussian",
     "InvalidDTypeError",
     "InvalidInputError",
     "InvkitError",
-    "JPEG",
-    "Measurement",
     "MissingFileError",
-    "NoNoise",
-    "Noise",
-    "NoiseSchedule",
-    "Operator",
     "PluginError",
-    "SVDView",
-    "UniformGaussian",
+    "PluginWarning",
     "UnknownNameError",
     "backbone",
     "backbones",
-    "compose",
     "hookimpl",
     "operator",
     "operators",
     "recipe",
     "recipes",
-    "timesteps",
     *_LAZY,
 ]
+
+
+class _Package(types.ModuleType):
+    """The ``invkit`` module object: importing the submodule ``invkit.operator`` (lazily, or by a
+    plugin's ``from invkit.operator import ...``) must not rebind ``invkit.operator``, the function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "operator" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

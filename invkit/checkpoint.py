@@ -11,6 +11,10 @@
   and the likely cause (class-conditional vs unconditional, learned sigma, wrong family, diffusers
   naming).
 
+:func:`backbone_from_export` rebuilds the backbone an ``invkit train --export`` describes: the
+``.json`` next to the weights names it by registered backbone name (older exports by a class path,
+matched against the ``arch_aliases`` a backbone registers).
+
 :func:`build_net` is what the backbone plugins share: build a net on the ``meta`` device (no
 memory, no random draws), then give it the checkpoint's tensors, or random weights drawn from a
 caller's generator, or nothing at all (``device="meta"``, to inspect the architecture).
@@ -41,6 +45,7 @@ __all__ = [
     "resolve_dtype",
     "init_random",
     "build_net",
+    "backbone_from_export",
 ]
 
 _PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".bin"}
@@ -87,31 +92,48 @@ def load_state_dict(path: str | os.PathLike, *, device: str | torch.device = "cp
     if not p.is_file():
         raise MissingFileError(f"checkpoint file {str(p)!r} does not exist (or is not a file); check the path")
     suffix = p.suffix.lower()
-    if suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(p), device=str(device))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{p}: not a readable safetensors file ({exc})") from exc
-    elif suffix in _PICKLE_SUFFIXES:
-        try:
-            state = torch.load(str(p), map_location=device, weights_only=True)
-        except pickle.UnpicklingError as exc:
-            raise CheckpointError(
-                f"{p}: refused to load: the file holds pickled objects other than tensors, and "
-                f"unpickling them could run arbitrary code. If you trust the file, re-save its "
-                f"state_dict as .safetensors (invkit.checkpoint.save_state_dict). Detail: {exc}"
-            ) from None
-        except (RuntimeError, EOFError, OSError) as exc:
-            raise CheckpointError(f"{p}: not a readable PyTorch checkpoint ({exc})") from exc
-    else:
+    if suffix == ".json":
+        raise CheckpointError(
+            f"{p}: a .json file holds no weights (invkit writes the config next to the weights); pass the "
+            f".safetensors file with the same name"
+        )
+    if suffix not in _PICKLE_SUFFIXES and suffix != ".safetensors":
         raise CheckpointError(
             f"{p}: unknown checkpoint format {suffix!r}; use .safetensors or a torch file "
             f"({', '.join(sorted(_PICKLE_SUFFIXES))})"
         )
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{p}: the file is empty (an interrupted download or copy?); fetch it again")
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(p), device=str(device))
+        except Exception as exc:  # SafetensorError, OSError, ValueError, ...: all mean "unreadable"
+            raise CheckpointError(f"{p}: not a readable safetensors file ({_one_line(exc)}); it may be truncated or corrupt") from None
+    else:
+        try:
+            state = torch.load(str(p), map_location=device, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            if "global" not in str(exc).lower():  # random bytes, not a refused class or function
+                raise CheckpointError(
+                    f"{p}: not a readable PyTorch checkpoint (its pickle stream is corrupt); it may be truncated or not a torch file"
+                ) from None
+            raise CheckpointError(
+                f"{p}: refused to load: the file holds pickled objects other than tensors, and "
+                f"unpickling them could run arbitrary code. If you trust the file, re-save its "
+                f"state_dict as .safetensors (invkit.checkpoint.save_state_dict). Detail: {_one_line(exc)}"
+            ) from None
+        except Exception as exc:  # truncated zip, text, random bytes: torch raises many types here
+            raise CheckpointError(
+                f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {_one_line(exc)}); it may be truncated or corrupt"
+            ) from None
     return strip_prefix(_unwrap(state, p))
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text[:limit] + ("…" if len(text) > limit else "")
 
 
 def save_state_dict(state: Mapping[str, torch.Tensor], path: str | os.PathLike, *, metadata: Mapping[str, str] | None = None) -> None:
@@ -318,3 +340,64 @@ def build_net(
     if compile:
         net.compile()
     return net, autocast
+
+
+def _backbone_name(meta: Mapping[str, object], where: Path) -> str:
+    """The registered backbone an export's config names: ``"backbone"``, or an older ``"arch"``
+    class path matched against the ``arch_aliases`` that backbones register."""
+    from .plugins import backbones_registry
+
+    name = meta.get("backbone")
+    if isinstance(name, str):
+        return name
+    arch = meta.get("arch")
+    if isinstance(arch, str):
+        for spec_name, spec in backbones_registry.specs().items():
+            if arch in (spec.meta.get("arch_aliases") or ()):
+                return spec_name
+        raise CheckpointError(
+            f"{where}: architecture {arch!r} is not known to any loaded backbone plugin (see `invkit backbones`)"
+        )
+    raise CheckpointError(f"{where}: names no backbone (no 'backbone' or 'arch' key); is it a config written by invkit?")
+
+
+def backbone_from_export(
+    path: str | os.PathLike, *, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None
+):
+    """The backbone an export of ``invkit train`` describes: weights ``path`` and config ``path.json``.
+
+    The config names the architecture by its registered backbone name (``"backbone": "ddpm"``) and
+    holds the network's keyword arguments (``"model"``); configs written before that named a class
+    path (``"arch": "invkit_ddpm.model.DDPMUNet"``), which the backbone's ``arch_aliases`` resolve.
+
+    Args:
+        path: the ``.safetensors`` weights; the config is the ``.json`` file with the same stem.
+        device: where to build the network.
+        dtype: weights/autocast dtype (see :func:`resolve_dtype`).
+
+    Raises:
+        MissingFileError: the weights or the config is missing.
+        CheckpointError: the config is unreadable or names an unknown architecture, or the weights do
+            not match it.
+    """
+    import json
+
+    from .plugins import backbones_registry
+
+    p = Path(path).expanduser()
+    config = p.with_suffix(".json")
+    if not p.is_file():
+        raise MissingFileError(f"no weights file at {p}")
+    if not config.is_file():
+        raise MissingFileError(f"no config next to {p} (expected {config}, written by `invkit train --export`)")
+    try:
+        meta = json.loads(config.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{config}: not a readable JSON config ({_one_line(exc)})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
+        raise CheckpointError(f"{config}: expected a JSON object with the network's settings under 'model'")
+    name = _backbone_name(meta, config)
+    try:
+        return backbones_registry.build(name, checkpoint=p, device=device, dtype=dtype, **meta["model"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{config}: its 'model' settings do not fit backbone {name!r}: {exc}") from None

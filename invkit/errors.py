@@ -46,3 +46,10 @@ class MissingFileError(InvkitError, FileNotFoundError):
 
 class CapabilityError(ConfigError):
     """A part needs an operator or backbone capability that is missing (e.g. an SVD view)."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed to load or registered something invalid; invkit carries on without it.
+
+    ``INVKIT_STRICT_PLUGINS=1`` turns every such warning into a :class:`PluginError`.
+    """

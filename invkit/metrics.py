@@ -26,21 +26,22 @@ channels. Two windows:
 
 FID for Fashion-MNIST uses a small CNN classifier trained here instead of InceptionV3:
 :func:`fid_fashion` is the Fréchet distance between the Gaussians fitted to its 128-d
-penultimate features (:class:`FashionClassifier`, weights shipped with the ``fashion32`` plugin).
+penultimate features. The classifier and its weights belong to the ``fashion32`` plugin, which
+registers it as the ``"fashion"`` feature extractor (hook ``invkit_register_metrics``); this
+module finds it there by name (:func:`load_features`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from .errors import CheckpointError, ConfigError, InvalidInputError, MissingFileError
+from ._compat import _warn
+from .errors import ConfigError, InvalidInputError, PluginError, UnknownNameError
 from .operator import Operator, check_tensor
 
 __all__ = [
@@ -51,15 +52,32 @@ __all__ = [
     "feature_stats",
     "frechet_distance",
     "fid_from_features",
-    "FashionClassifier",
+    "load_features",
     "load_fashion_classifier",
     "fashion_features",
     "classifier_accuracy",
     "fid_fashion",
     "CLASSIFIER_FILE",
+    "FASHION_FEATURES",
 ]
 
 CLASSIFIER_FILE = "classifier.safetensors"
+
+
+def __getattr__(name: str) -> Any:
+    # the classifier moved into the fashion32 plugin; found through the metrics registry (by its
+    # registered "net" class path) so that this core module names no plugin package
+    if name == "FashionClassifier":
+        from .plugins import metrics_registry, resolve_target
+
+        try:
+            spec = metrics_registry.get(FASHION_FEATURES)
+        except UnknownNameError as exc:
+            raise AttributeError(f"invkit.metrics.FashionClassifier is unavailable: {exc}") from None
+        path = spec.meta.get("net")
+        _warn("invkit.metrics.FashionClassifier", str(path).replace(":", "."))
+        return resolve_target(path, "metric 'fashion'")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -204,68 +222,46 @@ def fid_from_features(fa: np.ndarray | torch.Tensor, fb: np.ndarray | torch.Tens
     return frechet_distance(*feature_stats(fa), *feature_stats(fb))
 
 
-# ---- the Fashion-MNIST feature classifier ------------------------------------------------------
+# ---- feature extractors for FID (registered by plugins) ----------------------------------------
+
+#: the registered feature extractor behind the Fashion-MNIST FID (provided by the fashion32 plugin)
+FASHION_FEATURES = "fashion"
 
 
-def _conv(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+def load_features(name: str, weights: str | os.PathLike | None = None, *, device: torch.device | str | None = None) -> nn.Module:
+    """The feature network registered as ``name`` (hook ``invkit_register_metrics``), in eval mode.
 
+    Args:
+        name: the registered feature extractor (``"fashion"`` for the Fashion-MNIST FID).
+        weights: another weights file of the same network (default: the plugin's own).
+        device: where to put the network.
 
-class FashionClassifier(nn.Module):
-    """A small CNN (≈ 0.2 M parameters) for 32×32 Fashion-MNIST in ``[-1, 1]``.
-
-    ``[conv16 ×2, pool] → [conv32 ×2, pool] → [conv64, pool] → 1024 → fc128 + ReLU → fc10``
-    (3×3 convolutions with batch norm and ReLU). :meth:`features` is the 128-d penultimate layer
-    used by :func:`fid_fashion`. Trained by ``invkit train --what classifier``.
+    Raises:
+        PluginError: no loaded plugin registers ``name`` (the message names a disabled provider).
     """
+    from .plugins import metrics_registry
 
-    def __init__(self, classes: int = 10, width: int = 16, features: int = 128):
-        super().__init__()
-        w = width
-        self.body = nn.Sequential(
-            *_conv(1, w), *_conv(w, w), nn.MaxPool2d(2),
-            *_conv(w, 2 * w), *_conv(2 * w, 2 * w), nn.MaxPool2d(2),
-            *_conv(2 * w, 4 * w), nn.MaxPool2d(2),
-            nn.Flatten(),
-        )  # fmt: skip
-        self.fc = nn.Linear(4 * w * 16, features)
-        self.head = nn.Linear(features, classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.fc(self.body(x)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-def _default_classifier_path() -> Path:
-    # the weights ship with the fashion32 plugin; looked up by name so the core imports no plugin
-    spec = importlib.util.find_spec("invkit_fashion32")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingFileError(
-            "the Fashion-MNIST FID classifier ships with the invkit_fashion32 plugin, which is not "
-            "installed; reinstall invkit or pass weights=PATH (train one with `invkit train --what classifier`)"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / CLASSIFIER_FILE
+    try:
+        spec = metrics_registry.get(name)
+    except UnknownNameError as exc:
+        raise PluginError(f"FID features {name!r} are not available: {exc}") from None
+    return spec.factory(weights, device=device)
 
 
 def load_fashion_classifier(
     weights: str | os.PathLike | None = None, *, device: torch.device | str | None = None
-) -> FashionClassifier:
-    """The trained :class:`FashionClassifier` (eval mode), loaded strictly from safetensors."""
-    from safetensors.torch import load_file
+) -> nn.Module:
+    """The trained Fashion-MNIST classifier (eval mode) whose ``features`` define :func:`fid_fashion`.
 
-    path = Path(weights) if weights is not None else _default_classifier_path()
-    if not path.is_file():
-        raise MissingFileError(
-            f"classifier weights not found at {path}; train them with `invkit train --what classifier --out DIR`"
-        )
-    net = FashionClassifier()
-    try:
-        net.load_state_dict(load_file(str(path)), strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path} does not hold FashionClassifier weights: {exc}") from exc
-    return net.to(device or "cpu").eval()
+    It is the ``"fashion"`` feature extractor registered by the fashion32 plugin; ``weights``
+    loads other weights of the same network (e.g. from ``invkit train --what classifier``).
+
+    Raises:
+        PluginError: the fashion32 plugin is disabled or not installed.
+        MissingFileError: no weights file at ``weights``.
+        CheckpointError: the file holds other weights.
+    """
+    return load_features(FASHION_FEATURES, weights, device=device)
 
 
 def _check_fashion_images(x: torch.Tensor, name: str) -> None:
@@ -275,9 +271,7 @@ def _check_fashion_images(x: torch.Tensor, name: str) -> None:
 
 
 @torch.no_grad()
-def fashion_features(
-    images: torch.Tensor, net: FashionClassifier, *, batch_size: int = 256
-) -> torch.Tensor:
+def fashion_features(images: torch.Tensor, net: nn.Module, *, batch_size: int = 256) -> torch.Tensor:
     """128-d penultimate features of ``(N, 1, 32, 32)`` images, ``(N, 128)`` float64 on the CPU."""
     _check_fashion_images(images, "images")
     device = next(net.parameters()).device
@@ -311,7 +305,7 @@ def fid_fashion(
     """FID between two sets of ``(N, 1, 32, 32)`` images in ``[-1, 1]`` on the classifier's features.
 
     Not comparable with Inception FIDs in papers: it measures distance in the feature space of
-    :class:`FashionClassifier` (see ``docs/fashion32.md`` for its floor, train vs test).
+    the ``"fashion"`` feature extractor (see ``docs/fashion32.md`` for its floor, train vs test).
     """
     _check_fashion_images(images_a, "images_a")
     _check_fashion_images(images_b, "images_b")

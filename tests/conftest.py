@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 
+# a broken built-in plugin must fail the suite, not just warn (see invkit.plugins)
+os.environ.setdefault("INVKIT_STRICT_PLUGINS", "1")
+
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(

@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
+import invkit
 from invkit import cli
 from invkit.errors import UnknownNameError
 
 
 def test_version(capsys):
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["--version"])
-    assert exc.value.code == 0
-    assert "invkit" in capsys.readouterr().out
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"invkit {invkit.__version__}"
+
+
+def test_version_and_help_answer_without_torch():
+    code = (
+        "import sys, contextlib, io\n"
+        "from invkit import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    codes = [cli.main(['--version']), cli.main([]), cli.main(['bench'])]\n"
+        "    try:\n"
+        "        cli.main(['--help'])\n"
+        "    except SystemExit as exc:\n"
+        "        codes.append(exc.code)\n"
+        "print(codes, 'torch' in sys.modules, 'train' in out.getvalue(), 'gmm' in out.getvalue())\n"
+    )
+    env = dict(os.environ, INVKIT_DISABLE_PLUGINS="*", PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.strip() == "[0, 0, 0, 0] False True True"
+
+
+def test_bench_alone_prints_the_bench_help(capsys):
+    assert cli.main(["bench"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: invkit bench") and "operators" in out and "gmm" in out and "speed" in out
 
 
 def test_unknown_command_is_one_line_exit_2(capsys):
@@ -24,6 +47,19 @@ def test_unknown_command_is_one_line_exit_2(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "invalid choice" in err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "no-such-bench"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "invalid choice" in err
+
+
+def test_plugin_commands_are_listed_with_their_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "train a DDPM backbone" in out
 
 
 def test_invkit_error_becomes_one_line(monkeypatch, capsys):
@@ -41,9 +77,10 @@ def test_invkit_error_becomes_one_line(monkeypatch, capsys):
 def test_only_the_selected_command_module_is_imported():
     code = (
         "import sys, invkit.cli as c; c.build_parser(['operators']); "
-        "print(any(m.startswith('invkit.bench.') and m != 'invkit.bench' for m in sys.modules))"
+        "print(any(m.startswith(('invkit.bench.', 'invkit_gmm.', 'invkit_ddpm.')) for m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert out.strip() == "False"
 
 

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..cli import dtype_name, parse_device
 from ..errors import ConfigError, InvkitError
 from ..operator import no_checks
 from ..plugins import operators_registry
@@ -60,13 +61,14 @@ def _matrix_setup(n: int) -> tuple[dict[str, Any], tuple[int, ...]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    parser.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    parser.add_argument("--batch-size", "--batch", dest="batch", type=int, default=8, help="batch size (default 8)")
     parser.add_argument("--size", type=int, default=256, help="image height and width (default 256)")
     parser.add_argument("--channels", type=int, default=3, help="image channels (default 3)")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per method; the median is reported")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--dtype", type=dtype_name, default="float32", help="float32 (default) or float64 (fp32/fp64 accepted)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1, as eval: steadiest timings on a shared CPU)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="time only these operators")
 
 
@@ -126,11 +128,10 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ConfigError(f"--{flag} must be >= 1, got {value}")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    if args.dtype not in ("float32", "float64"):
+        raise ConfigError(f"--dtype {args.dtype}: operators are timed in float32 or float64")
+    device = parse_device(args.device)
+    torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     names = args.only or operators_registry.names()
     for name in names:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import platform
 import resource
 import statistics
@@ -39,7 +40,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, InvalidInputError
+from ..cli import dtype_name
+from ..errors import ConfigError, InvalidInputError, MissingFileError
 
 #: the operator each task is timed with, and its parameters
 TASK_OPERATORS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -110,16 +112,17 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "speed") -> None:
     parser.add_argument("--checkpoint", default=None, help="weights file; without it, random weights from --seed")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     parser.add_argument("--recipe", default="ssd-30", help="recipe preset (default ssd-30); 'none' skips it")
-    parser.add_argument("--task", default="sr", choices=sorted(TASK_OPERATORS), help="task (picks the operator)")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--dtype", default="fp32", help="fp32 | fp64 | bf16 | fp16 (half types run under autocast)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--task", default=None, choices=sorted(TASK_OPERATORS), help="task (picks the operator; default sr)")
+    parser.add_argument("--batch-size", "--batch", dest="batch", type=int, default=1, help="batch size (default 1)")
+    parser.add_argument("--dtype", type=dtype_name, default="float32",
+                        help="float32 | float64 | bfloat16 | float16 (fp32, bf16, ... accepted; half types run under autocast)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--repeats", type=int, default=10, help="timed forward calls (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed forward calls first")
     parser.add_argument("--channels-last", action="store_true", help="channels-last weights")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--output", default=None, help="also append the table to this file")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as eval)")
+    parser.add_argument("--out", "--output", dest="output", default=None, help="also append the table to this file")
 
 
 def _sync(device: torch.device) -> None:
@@ -236,8 +239,24 @@ def machine() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    from ..cli import check_output_file, parse_device
+
+    no_recipe = args.recipe in ("", "none")
+    if no_recipe and args.task is not None:
+        raise ConfigError("--task picks the recipe's operator; it does nothing with --recipe none: drop one")
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    parse_device(args.device)
+    if args.output:
+        check_output_file(args.output, "--out")
+    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
+        raise MissingFileError(f"--checkpoint {args.checkpoint}: no such file")
+    if not no_recipe:
+        import invkit
+
+        invkit.recipe(args.recipe, task=args.task or "sr")  # an unknown preset fails before any timing
+    torch.set_num_threads(args.threads)
+    args.task = args.task or "sr"
     row = measure(
         backbone=args.backbone, params=parse_sets(args.set), checkpoint=args.checkpoint, seed=args.seed,
         recipe=None if args.recipe in ("", "none") else args.recipe, task=args.task, batch=args.batch,

@@ -6,8 +6,12 @@ in ``[-1, 1]`` (Fashion-MNIST padded 28 → 32 with background), ε-prediction, 
 (``fashion32.json``) ship inside this package, so ``invkit.backbone("fashion32")`` needs no path
 and no download. Training: ``invkit train`` (see ``docs/fashion32.md`` for the exact command).
 
-The package also ships ``classifier.safetensors``, the Fashion-MNIST CNN whose features define
-:func:`invkit.metrics.fid_fashion`.
+The package also ships ``classifier.safetensors``, the Fashion-MNIST CNN (:mod:`.classifier`) whose
+features define :func:`invkit.metrics.fid_fashion`; it is registered as the ``"fashion"`` feature
+extractor (hook ``invkit_register_metrics``).
+
+This module stays light (no torch at import): ``invkit --help`` imports every plugin to list
+commands. The network code lives in :mod:`.classifier`, imported when first used.
 """
 
 from __future__ import annotations
@@ -15,15 +19,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from invkit import hookimpl
-from invkit.models import NetBackbone
 from invkit.errors import ConfigError, MissingFileError, UnknownNameError
 
-__all__ = ["fashion32", "WEIGHTS", "CONFIG", "CLASSIFIER", "config"]
+if TYPE_CHECKING:
+    import torch
+
+    from invkit.models import NetBackbone
+
+__all__ = ["fashion32", "WEIGHTS", "CONFIG", "CLASSIFIER", "config", "FashionClassifier", "load_classifier"]
 
 HERE = Path(__file__).resolve().parent
 WEIGHTS = HERE / "fashion32.safetensors"
@@ -35,7 +41,10 @@ def config() -> dict[str, Any]:
     """The shipped ``fashion32.json``: net kwargs, schedule, training record."""
     if not CONFIG.is_file():
         raise MissingFileError(f"{CONFIG} is missing; reinstall invkit (the file ships with the invkit_fashion32 plugin)")
-    return json.loads(CONFIG.read_text())
+    try:
+        return json.loads(CONFIG.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{CONFIG} is unreadable ({exc}); reinstall invkit") from None
 
 
 def fashion32(
@@ -71,6 +80,35 @@ def _params() -> int | None:
         return int(config()["params"])
     except (MissingFileError, KeyError, ValueError):
         return None
+
+
+def __getattr__(name: str) -> Any:
+    # the classifier imports torch; resolved on first use so that importing the plugin stays light
+    if name in ("FashionClassifier", "load_classifier", "classifier"):
+        from . import classifier
+
+        return classifier if name == "classifier" else getattr(classifier, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _load_features(weights: str | os.PathLike | None = None, *, device: Any = None) -> Any:
+    """The Fashion-MNIST classifier (eval mode) whose ``features`` give the 128-d FID features."""
+    from .classifier import load_classifier  # torch is imported only when the metric is used
+
+    return load_classifier(weights, device=device)
+
+
+@hookimpl
+def invkit_register_metrics(register):
+    register(
+        "fashion",
+        _load_features,
+        description="128-d penultimate features of the Fashion-MNIST classifier (FID on 1×32×32 images)",
+        net="invkit_fashion32.classifier:FashionClassifier",
+        dim=128,
+        shape=(1, 32, 32),
+        weights=str(CLASSIFIER),
+    )
 
 
 @hookimpl

@@ -5,22 +5,20 @@ Backbones:
 - ``gmm-grid``: MCGdiff's 25-mode grid prior in any even dimension (``d=8, seed=0``).
 - ``gmm``: any mixture from ``weights``, ``means`` and ``covs`` (None, diagonals or full).
 
+Benchmark: ``invkit bench gmm`` (:mod:`invkit_gmm.bench`), recipes against the exact posterior.
+
 Use the mixture as ground truth: ``prior.posterior(A, y, sigma_y).sample(n)`` gives exact
 posterior samples to compare a recipe's output with through :func:`sliced_wasserstein`, beside
 its :func:`noise_floor`. See ``docs/gmm.md``.
+
+This entry module stays light (no torch at import): ``invkit --help`` imports every plugin to
+list its commands; the public names below are imported from their submodules on first use.
 """
 
 from __future__ import annotations
 
-import torch
-
 from invkit import hookimpl
-from invkit.errors import ConfigError
-from invkit.schedule import NoiseSchedule
-
-from .mixture import GaussianMixture
-from .problems import LinearProblem, grid_means, grid_prior, random_problem
-from .sliced import ci95, noise_floor, random_directions, sliced_wasserstein, wasserstein_1d
+from invkit.plugins import lazy_attributes
 
 __all__ = [
     "GaussianMixture",
@@ -33,49 +31,30 @@ __all__ = [
     "random_directions",
     "noise_floor",
     "ci95",
+    "gmm",
+    "gmm_grid",
 ]
 
-
-def _schedule(schedule: str | NoiseSchedule, T: int) -> NoiseSchedule:
-    if isinstance(schedule, NoiseSchedule):
-        return schedule
-    if schedule == "linear":
-        return NoiseSchedule.linear(T)
-    if schedule == "cosine":
-        return NoiseSchedule.cosine(T)
-    raise ConfigError(f"schedule must be 'linear', 'cosine' or a NoiseSchedule, got {schedule!r}")
+__getattr__ = lazy_attributes(__name__, {
+    "GaussianMixture": ".mixture",
+    **dict.fromkeys(("LinearProblem", "grid_means", "grid_prior", "random_problem"), ".problems"),
+    **dict.fromkeys(("ci95", "noise_floor", "random_directions", "sliced_wasserstein", "wasserstein_1d"), ".sliced"),
+    **dict.fromkeys(("gmm", "gmm_grid"), ".backbones"),
+})
 
 
-def gmm_grid(
-    d: int = 8,
-    seed: int = 0,
-    *,
-    equal_weights: bool = False,
-    schedule: str | NoiseSchedule = "linear",
-    T: int = 1000,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float64,
-) -> GaussianMixture:
-    """MCGdiff's 25-component grid prior (identity covariances, spacing 8) in dimension d."""
-    g = torch.Generator("cpu").manual_seed(int(seed))
-    return grid_prior(d, equal_weights=equal_weights, generator=g, schedule=_schedule(schedule, T), dtype=dtype, device=device)
-
-
-def gmm(
-    weights: object,
-    means: object,
-    covs: object = None,
-    *,
-    schedule: str | NoiseSchedule = "linear",
-    T: int = 1000,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float64,
-) -> GaussianMixture:
-    """A Gaussian mixture with exact eps: weights (K,), means (K, d), covs None/(K, d)/(K, d, d)."""
-    return GaussianMixture(weights, means, covs, schedule=_schedule(schedule, T), dtype=dtype, device=device)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 @hookimpl
 def invkit_register_backbones(register):  # type: ignore[no-untyped-def]
-    register("gmm-grid", gmm_grid, params=0)
-    register("gmm", gmm, params=0)
+    # the mixture imports torch: imported when the backbones are first needed, not with the plugin
+    from .backbones import register_all
+
+    register_all(register)
+
+
+@hookimpl
+def invkit_register_benchmarks(register):  # type: ignore[no-untyped-def]
+    register("gmm", "invkit_gmm.bench", help="recipes against the exact posterior of a Gaussian-mixture prior")

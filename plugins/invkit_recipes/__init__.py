@@ -11,16 +11,21 @@ deviations are listed in ``docs/recipes.md``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
 
 from invkit import hookimpl
 from invkit._compat import deprecated_names
 from invkit.errors import ConfigError, UnknownNameError
-from invkit.guidance import DDRM, DPS, BackProj, DDNMPlus, Guidance, NoGuidance, StagedBackProj
-from invkit.inverters import DA, DDIM, DDPM, Inverter
-from invkit.sampling import Recipe
+
+if TYPE_CHECKING:
+    from invkit.guidance import DDRM, Guidance
+    from invkit.inverters import Inverter
+    from invkit.sampling import Recipe
+
+# The engine imports torch and this module is imported to build `invkit --help`, so each function
+# imports the engine parts it uses when it runs.
 
 __all__ = ["PRESET_TASKS", "SSD_TASKS", "DPS_ZETA"]
 
@@ -42,7 +47,12 @@ SSD_TASKS: dict[str, tuple[int, float]] = {
 #: DPS has no colorization or pure-denoising config: 0.3 there is our untuned choice.
 DPS_ZETA: dict[str, float] = {"sr": 0.3, "deblur": 0.3, "inpainting": 0.5, "colorization": 0.3, "denoise": 0.3}
 
-_FIELDS = tuple(f.name for f in attrs.fields(Recipe))
+
+
+def _fields() -> tuple[str, ...]:
+    from invkit.sampling import Recipe
+
+    return tuple(f.name for f in attrs.fields(Recipe))
 
 
 def _task(name: str, task: str | None) -> str:
@@ -61,6 +71,9 @@ def _make(
     guidance_kw: dict[str, Any] | None = None,
 ) -> Recipe:
     """``Recipe(**base)`` with ``overrides``; keys in ``guidance_kw`` go to ``guidance(...)``."""
+    from invkit.sampling import Recipe
+
+    _FIELDS = _fields()
     guidance_kw = dict(guidance_kw or {})
     unknown = set(overrides) - set(_FIELDS) - set(guidance_kw)
     if unknown:
@@ -87,6 +100,9 @@ def _require(name: str, overrides: dict[str, Any], *keys: str) -> None:
 # -- SSD (Liu et al., IJCAI 2024) ---------------------------------------------------------------
 def _ssd(name: str, task: str | None, F: int, B: int, overrides: dict[str, Any], *, plus: bool = False) -> Recipe:
     t0, eta_inv = SSD_TASKS[_task(name, task)]
+    from invkit.guidance import BackProj, StagedBackProj
+    from invkit.inverters import DA
+
     base = dict(inverter=DA(eta=eta_inv), t0=t0, inversion_steps=F, generation_steps=B, eta=0.8, spacing="uniform")
     if plus:
         return _make(name, base, overrides, StagedBackProj, {"t_stop": 200})
@@ -118,6 +134,8 @@ def ssd(task: str | None = None, **overrides: Any) -> Recipe:
 # -- DDNM / DDNM+ (Wang et al., ICLR 2023) -------------------------------------------------------
 def _ddnm(name: str, task: str | None, B: int, overrides: dict[str, Any]) -> Recipe:
     _task(name, task)
+    from invkit.guidance import BackProj
+
     base = dict(guidance=BackProj(), generation_steps=B, eta=0.85, clamp=False, spacing="leading")
     return _make(name, base, overrides)
 
@@ -141,6 +159,8 @@ def ddnm(task: str | None = None, **overrides: Any) -> Recipe:
 def ddnm_plus(task: str | None = None, **overrides: Any) -> Recipe:
     """DDNM+: noise-aware DDNM (sigma_y= in [-1, 1] units), 100 leading steps, η=0.85; 100 calls."""
     _task("ddnm+", task)
+    from invkit.guidance import DDNMPlus
+
     base = dict(generation_steps=100, eta=0.85, clamp=False, spacing="leading")
     return _make("ddnm+", base, overrides, DDNMPlus, {"sigma_y": 0.0, "spectral": True})
 
@@ -150,6 +170,7 @@ def _ddrm(name: str, task: str | None, B: int, overrides: dict[str, Any]) -> Rec
     _task(name, task)
     eta = overrides.get("eta", 0.85)
     base = dict(generation_steps=B, eta=eta, clamp=False, spacing="leading")
+    from invkit.guidance import DDRM
 
     def make(sigma_y: float, eta_b: float) -> DDRM:
         return DDRM(sigma_y=sigma_y, eta=eta, eta_b=eta_b)
@@ -182,6 +203,7 @@ def ddrm(task: str | None = None, **overrides: Any) -> Recipe:
 def _dps(name: str, task: str | None, B: int, overrides: dict[str, Any]) -> Recipe:
     zeta = DPS_ZETA[_task(name, task)]
     base = dict(generation_steps=B, clamp=True, spacing="leading")
+    from invkit.guidance import DPS
     return _make(name, base, overrides, DPS, {"zeta": zeta})
 
 
@@ -200,6 +222,8 @@ def dps_250(task: str | None = None, **overrides: Any) -> Recipe:
 # -- SDEdit and the SSD ablations (paper Tab. S2) -------------------------------------------------
 def _ablation(name: str, task: str | None, inverter: Callable[[float], Inverter], overrides: dict[str, Any]) -> Recipe:
     t0, eta_inv = SSD_TASKS[_task(name, task)]
+    from invkit.guidance import NoGuidance
+
     base = dict(
         inverter=inverter(eta_inv), guidance=NoGuidance(), t0=t0, inversion_steps=15, generation_steps=85,
         eta=0.8, spacing="uniform",
@@ -209,16 +233,22 @@ def _ablation(name: str, task: str | None, inverter: Callable[[float], Inverter]
 
 def sdedit(task: str | None = None, **overrides: Any) -> Recipe:
     """SDEdit: forward-noise A⁺y to t0 (DDPM, no calls), unguided generation (B=85); 85 calls."""
+    from invkit.inverters import DDPM
+
     return _ablation("sdedit", task, lambda _: DDPM(), overrides)
 
 
 def ddim_inversion(task: str | None = None, **overrides: Any) -> Recipe:
     """Ablation: DDIM inversion (F=15) + unguided generation (B=85); 99 calls."""
+    from invkit.inverters import DDIM
+
     return _ablation("ddim-inversion", task, lambda _: DDIM(), overrides)
 
 
 def da_inversion(task: str | None = None, **overrides: Any) -> Recipe:
     """Ablation: DA inversion (F=15, η per task) + unguided generation (B=85); 99 calls."""
+    from invkit.inverters import DA
+
     return _ablation("da-inversion", task, lambda eta: DA(eta=eta), overrides)
 
 

@@ -11,9 +11,10 @@ from safetensors.torch import load_file
 import invkit
 from invkit.models import NetBackbone
 from invkit.errors import MissingFileError
-from invkit.metrics import FashionClassifier, fid_fashion, load_fashion_classifier
+from invkit.metrics import fid_fashion, load_fashion_classifier
 from invkit.schedule import NoiseSchedule
 from invkit_fashion32 import CLASSIFIER, CONFIG, WEIGHTS
+from invkit_fashion32.classifier import FashionClassifier
 
 
 def test_fashion32_loads_strictly_and_predicts_finite_eps() -> None:

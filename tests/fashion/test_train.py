@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 import invkit
 from invkit.cli import main
-from invkit.commands.train import DDPMTrainConfig, DDPMTrainer
+from invkit_ddpm.train import DDPMTrainConfig, DDPMTrainer
 from invkit.data import fashion_mnist
 from invkit.errors import CheckpointError, ConfigError, MissingFileError
 from invkit.metrics import classifier_accuracy, load_fashion_classifier
@@ -140,3 +140,29 @@ def test_classifier_training_is_reproducible_and_learns(tmp_path: Path, fake_fas
     assert acc > 0.9
     info = json.loads((tmp_path / "a" / "classifier.json").read_text())
     assert info["test_accuracy"] == pytest.approx(acc)
+
+
+def test_exports_name_their_backbone_and_old_exports_still_load(tmp_path: Path, fake_fashion: Path) -> None:
+    from invkit.checkpoint import backbone_from_export
+
+    src = tmp_path / "e.safetensors"
+    assert train(tmp_path / "run", fake_fashion, "--steps", "1", "--export", str(src)) == 0
+    meta = json.loads(src.with_suffix(".json").read_text())
+    assert meta["backbone"] == "ddpm" and "arch" not in meta
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["net"]["backbone"] == "ddpm"
+    x = torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    eps = backbone_from_export(src)(x, 10)
+    # an export written before backbone names (a class path under "arch") loads the same weights
+    old = dict(meta, arch="invkit_ddpm.model.DDPMUNet")
+    del old["backbone"]
+    (tmp_path / "old.safetensors").write_bytes(src.read_bytes())
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert torch.equal(backbone_from_export(tmp_path / "old.safetensors")(x, 10), eps)
+    (tmp_path / "old.json").write_text(json.dumps(dict(old, arch="somewhere.Else")))
+    with pytest.raises(CheckpointError, match="'somewhere.Else' is not known to any loaded backbone plugin"):
+        backbone_from_export(tmp_path / "old.safetensors")
+    (tmp_path / "old.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not a readable JSON config"):
+        backbone_from_export(tmp_path / "old.safetensors")
+    with pytest.raises(MissingFileError, match="no config next to"):
+        backbone_from_export(tmp_path / "run" / "ckpt.pt")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from invkit import cli
-from invkit.bench.gmm import FAMILIES, build_recipe, ssd_split
+from invkit_gmm.bench import FAMILIES, build_recipe, ssd_split
 from invkit.errors import ConfigError
 
 
