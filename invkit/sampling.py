@@ -38,10 +38,11 @@ import torch
 from tqdm.auto import tqdm
 
 from . import rng
+from .checks import EpsMonitor, check_run
 from .errors import ConfigError, InvalidInputError
 from .guidance import Guidance, NoGuidance
 from .inverters import Inverter, predict_x0
-from .operator import Operator, check_tensor, no_checks
+from .operator import Operator, no_checks
 from .plan import Context, GenStep, generation_plan, travel_schedule
 from .schedule import NoiseSchedule, timesteps
 from .validators import boolean, instance_of, one_of, positive_int, unit_interval
@@ -89,6 +90,36 @@ def _t0(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
 _ETA_HINT = " (the generation noise mix, 0 = DDIM, 1 = all fresh noise)"
 
 
+class _DefaultEta(float):
+    """The default ``Recipe.eta`` (0.8): equal to 0.8 in every way, but it says that no η was
+    given, so a guidance without an η (DPS) can tell "left alone" from "asked for 0.8"."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return float.__repr__(self)
+
+    def __reduce__(self):  # noqa: ANN204 - pickles as itself
+        return (_DefaultEta, (float(self),))
+
+
+def _check_eta(recipe: "Recipe") -> None:
+    """The η rule: ``Recipe.eta`` is the one generation η (docs/recipes.md, "The η rule")."""
+    g = recipe.guidance
+    own = getattr(g, "eta", None)
+    if own is not None and float(own) != float(recipe.eta):
+        raise ConfigError(
+            f"{type(g).__name__}(eta={own}) disagrees with the Recipe's eta = {float(recipe.eta)}; the Recipe's eta is "
+            f"the one generation η: drop eta= from {type(g).__name__}(...) and set Recipe(eta={own}) "
+            f"(or invkit.recipe(..., eta={own}))"
+        )
+    if not g.uses_eta and not isinstance(recipe.eta, _DefaultEta):
+        raise ConfigError(
+            f"{type(g).__name__} has no generation η (its step is its own), so Recipe(eta={float(recipe.eta)}) would be "
+            f"ignored; leave eta unset with this guidance"
+        )
+
+
 @attrs.frozen
 class Recipe:
     """A solver: ``inverter`` + ``guidance`` + numbers. Defaults are the paper's SSD-100 numbers.
@@ -97,7 +128,9 @@ class Recipe:
     - ``t0``: the shortcut step; the lists live in ``[0, t0 − 1]``. Default 550 with an inverter,
       None (the model's ``T``) without.
     - ``inversion_steps`` F (F − 1 inverter steps), ``generation_steps`` B (B network calls).
-    - ``eta``: the generation noise mix (SSD 0.8, DDNM 0.85).
+    - ``eta``: the generation noise mix (SSD 0.8, DDNM 0.85): the one generation η. A guidance
+      with its own ``eta`` (DDRM, DDNM+) must leave it None or agree; DPS, which has no η, takes
+      none (:class:`ConfigError` otherwise).
     - ``spacing``: ``"uniform"`` (SSD, default with an inverter) or ``"leading"`` (default without).
     - ``clamp``: clip x0 to [−1, 1] during generation (SSD, DPS: yes; DDNM, DDRM: no).
     - ``travel_length`` / ``travel_repeat``: DDNM time travel (1/1 = none).
@@ -111,7 +144,7 @@ class Recipe:
     )
     inversion_steps: int = attrs.field(default=15, validator=positive_int())
     generation_steps: int = attrs.field(default=85, validator=positive_int())
-    eta: float = attrs.field(default=0.8, validator=unit_interval(_ETA_HINT))
+    eta: float = attrs.field(default=_DefaultEta(0.8), validator=unit_interval(_ETA_HINT))
     spacing: str = attrs.field(
         default=attrs.Factory(lambda self: "uniform" if self.inverter is not None else "leading", takes_self=True),
         validator=one_of(("uniform", "leading"), " (uniform: SSD; leading: DDIM/DDNM/DDRM)"),
@@ -132,6 +165,7 @@ class Recipe:
                 f"Recipe.travel_length = {self.travel_length} must be smaller than generation_steps = "
                 f"{self.generation_steps} for time travel"
             )
+        _check_eta(self)
         if self.t0 is not None:
             self.timesteps(self.t0)
 
@@ -172,6 +206,8 @@ class Recipe:
         callback: Callable[[StepInfo], Any] | None = None,
         return_info: bool = False,
         progress: bool = False,
+        allow_any_size: bool = False,
+        check_range: bool = True,
     ) -> torch.Tensor | RunResult:
         """Solve ``y = A x (+ noise)`` with ``model`` as the prior; returns ``x̂`` (or a
         :class:`RunResult` with ``return_info=True``).
@@ -181,28 +217,25 @@ class Recipe:
         its spectral initialisation); without it, z is drawn from ``generator``. ``callback``
         sees a :class:`StepInfo` after every step; ``progress`` shows a tqdm bar. The same
         ``generator`` seed gives bit-identical output on the CPU.
+
+        Before the first network call ``y`` is checked against the operator and the backbone
+        (:func:`invkit.checks.check_run`: dtype, device, values, shape, channels, size, range);
+        ``allow_any_size=True`` runs a fixed-size backbone at another size on purpose and
+        ``check_range=False`` skips the [0, 255] / [0, 1] range check. Every ε is checked too (its
+        shape, and NaN/Inf; on a GPU every few steps, without a per-step sync). The rules are in
+        ``docs/recipes.md``, "Input rules"; a broken one raises an :class:`~invkit.errors.InvkitError`.
         """
-        y = check_tensor(y, "y", min_ndim=1)
-        schedule = getattr(model, "schedule", None)
-        if not isinstance(schedule, NoiseSchedule):
-            raise InvalidInputError(
-                f"model must be a Backbone (eps = model(x, t)) with a NoiseSchedule in .schedule; "
-                f"{type(model).__name__} has none"
-            )
-        if not isinstance(op, Operator):
-            raise InvalidInputError(f"op must be an invkit Operator, got {type(op).__name__}")
+        if not isinstance(allow_any_size, bool) or not isinstance(check_range, bool):
+            raise InvalidInputError("allow_any_size and check_range must be True or False")
+        checked = check_run(
+            model, y, op, x_T=x_T, from_noise=self.inverter is None, allow_any_size=allow_any_size,
+            check_range=check_range,
+        )
+        y, x_shape, x_T = checked
+        schedule = model.schedule
         inv, gen = self.timesteps(schedule.T)
         steps = self._steps(gen, schedule)
-        g = rng.resolve(generator, y.device)
-        if x_T is not None:
-            if self.inverter is not None:
-                raise InvalidInputError(
-                    "x_T is the starting noise of a recipe without an inverter; this recipe starts from A⁺y"
-                )
-            x_T = check_tensor(x_T, "x_T", min_ndim=1)
-            if x_T.shape[0] != y.shape[0]:
-                raise InvalidInputError(f"x_T has batch size {x_T.shape[0]} but y has {y.shape[0]}")
-            x_T = x_T.to(device=y.device, dtype=y.dtype)
+        g = rng.resolve(generator, y.device, y.shape[0] if isinstance(generator, (list, tuple)) else None)
         guidance = self.guidance
         ctx = guidance.start(Context(op, y, schedule.T if self.t0 is None else self.t0, len(gen)))
         # DPS differentiates through the network: autograd stays available (and is switched on per
@@ -210,6 +243,7 @@ class Recipe:
         needs_grad = guidance.needs_grad
         outer = torch.no_grad() if needs_grad else torch.inference_mode()
         step_grad = torch.enable_grad if needs_grad else contextlib.nullcontext
+        check_eps = EpsMonitor(y.device)
         abar = schedule.abar
         inv_abar = [float(abar[t]) for t in inv]
         clamp = self.clamp
@@ -223,16 +257,17 @@ class Recipe:
                 for k in range(len(inv) - 1):
                     eps = None
                     if inverter.needs_eps:
-                        eps = model(x, inv[k])
+                        eps = check_eps(model(x, inv[k]), x, "inversion", k, inv[k])
                         nfe += 1
                     out = inverter.step(x, eps, inv_abar[k], inv_abar[k + 1], g)
                     x = out.x
                     if callback is not None:
                         callback(StepInfo("inversion", k, inv[k], inv[k + 1], x, out.x0, eps))
                     bar.update()
+                check_eps.flush()
             else:
                 if x_T is None:
-                    x_T = rng.randn(op.input_shape(tuple(y.shape)), g, dtype=y.dtype, device=y.device)
+                    x_T = rng.randn(x_shape, g, dtype=y.dtype, device=y.device)
                 x = guidance.init(x_T, steps[0], ctx)
             x0_raw = x
             n_gen = n_travel = 0
@@ -247,7 +282,7 @@ class Recipe:
                 with step_grad():
                     if needs_grad:
                         x = x.detach().requires_grad_(True)
-                    eps = model(x, st.t)
+                    eps = check_eps(model(x, st.t), x, "generation", n_gen, st.t)
                     nfe += 1
                     x0 = predict_x0(x, eps, st.abar, clamp)
                     x0_raw = x0
@@ -259,6 +294,7 @@ class Recipe:
                     callback(StepInfo("generation", n_gen, st.t, st.t_next, x, x0, eps))
                 n_gen += 1
                 bar.update()
+            check_eps.flush()
         if x.device.type == "cuda":
             torch.cuda.synchronize(x.device)
         seconds = time.perf_counter() - start
