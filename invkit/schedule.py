@@ -22,7 +22,7 @@ import attrs
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidInputError
 
 __all__ = ["NoiseSchedule", "timesteps", "Spacing"]
 
@@ -44,31 +44,50 @@ def _cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarr
     return np.array([min(1 - f(i + 1) / f(i), max_beta) for i in range(T)], dtype=np.float64)
 
 
+def _as_betas(b: object) -> np.ndarray:
+    if isinstance(b, torch.Tensor):
+        b = b.detach().cpu().double().numpy() if not b.is_complex() else b
+    try:
+        return np.asarray(b, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"betas must be a 1-D array of numbers in (0, 1), got {type(b).__name__}") from None
+
+
+def _check_T(T: object) -> int:
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+        raise ConfigError(f"T must be an integer >= 1, got {T!r}")
+    return int(T)
+
+
+def _check_beta(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 < value < 1:
+        raise ConfigError(f"{name} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
 @attrs.frozen(eq=False)
 class NoiseSchedule:
     """A discrete VP schedule. Build with :meth:`linear` or :meth:`cosine`, or from ``betas``."""
 
-    betas: np.ndarray = attrs.field(converter=lambda b: np.asarray(b, dtype=np.float64))
+    betas: np.ndarray = attrs.field(converter=_as_betas)
     name: str = "custom"
 
     def __attrs_post_init__(self) -> None:
         b = self.betas
-        if b.ndim != 1 or b.size < 1 or not np.all((b > 0) & (b < 1)):
+        if b.ndim != 1 or b.size < 1 or not np.all(np.isfinite(b) & (b > 0) & (b < 1)):
             raise ConfigError("betas must be a 1-D array of values in (0, 1)")
 
     @classmethod
     def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "NoiseSchedule":
         """Ho et al.'s linear schedule (1e-4 … 0.02 at T = 1000), the one every checkpoint here uses."""
-        if T < 1:
-            raise ConfigError(f"T must be >= 1, got {T}")
-        return cls(_linear_betas(T, beta_start, beta_end), name="linear")
+        T = _check_T(T)
+        start, end = _check_beta("beta_start", beta_start), _check_beta("beta_end", beta_end)
+        return cls(_linear_betas(T, start, end), name="linear")
 
     @classmethod
     def cosine(cls, T: int = 1000) -> "NoiseSchedule":
         """Nichol & Dhariwal's cosine schedule (guided-diffusion's 64×64 model)."""
-        if T < 1:
-            raise ConfigError(f"T must be >= 1, got {T}")
-        return cls(_cosine_betas(T), name="cosine")
+        return cls(_cosine_betas(_check_T(T)), name="cosine")
 
     @property
     def T(self) -> int:
@@ -81,6 +100,8 @@ class NoiseSchedule:
 
     def abar_at(self, t: int) -> float:
         """ᾱ_t as a Python float, with the convention ᾱ_{−1} = 1 (the clean image)."""
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not -1 <= t < self.T:
+            raise InvalidInputError(f"timestep must be an integer in -1..{self.T - 1} (-1: the clean image), got {t!r}")
         if t < 0:
             return 1.0
         return float(self.abar[t])
@@ -109,9 +130,9 @@ def timesteps(n: int, t0: int, spacing: Spacing = "uniform", *, T: int | None = 
     (SSD). ``leading``: ``k·(t0 // n)`` (DDIM/DDRM/DDNM). Raises :class:`ConfigError` for
     ``n < 1``, ``t0 < 1``, ``t0 > T`` or more steps than timesteps.
     """
-    if not isinstance(n, (int, np.integer)) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"the number of steps must be an integer >= 1, got {n!r}")
-    if not isinstance(t0, (int, np.integer)) or t0 < 1:
+    if isinstance(t0, bool) or not isinstance(t0, (int, np.integer)) or t0 < 1:
         raise ConfigError(f"t0 must be an integer >= 1, got {t0!r}")
     if T is not None and t0 > T:
         raise ConfigError(f"t0 = {t0} exceeds the schedule's T = {T}")
