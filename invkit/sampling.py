@@ -227,15 +227,14 @@ class Recipe:
         """
         if not isinstance(allow_any_size, bool) or not isinstance(check_range, bool):
             raise InvalidInputError("allow_any_size and check_range must be True or False")
-        checked = check_run(
+        y, x_shape, x_T = check_run(
             model, y, op, x_T=x_T, from_noise=self.inverter is None, allow_any_size=allow_any_size,
             check_range=check_range,
         )
-        y, x_shape, x_T = checked
         schedule = model.schedule
         inv, gen = self.timesteps(schedule.T)
         steps = self._steps(gen, schedule)
-        g = rng.resolve(generator, y.device, y.shape[0] if isinstance(generator, (list, tuple)) else None)
+        g = rng.resolve(generator, y.device, y.shape[0])
         guidance = self.guidance
         ctx = guidance.start(Context(op, y, schedule.T if self.t0 is None else self.t0, len(gen)))
         # DPS differentiates through the network: autograd stays available (and is switched on per
