@@ -91,6 +91,21 @@ def _check_values(t: torch.Tensor, name: str) -> None:
         raise InvalidInputError(f"{name} has no values (shape {tuple(t.shape)})")
 
 
+def _weights_dtype(model: Any, y: torch.Tensor) -> None:
+    """A Backbone with weights of another dtype than ``y`` must cast (NetBackbone does)."""
+    from .models import Backbone, NetBackbone  # models imports nothing from here; keep the graph flat
+
+    if not isinstance(model, Backbone) or isinstance(model, NetBackbone):
+        return
+    w = _first_tensor(p for p in model.parameters() if p.is_floating_point())
+    if w is not None and w.dtype != y.dtype:
+        raise InvalidDTypeError(
+            f"y is {y.dtype} but the backbone's weights are {w.dtype} and {type(model).__name__} does not cast its "
+            f"input; pass y.to({w.dtype}) (and op.to({w.dtype})), or wrap the network in invkit.NetBackbone, "
+            f"which casts x to the weights' dtype and ε back"
+        )
+
+
 def _devices(model: Any, op: Operator, y: torch.Tensor) -> None:
     dev = _module_device(model)
     if dev is not None and dev != y.device:
@@ -255,6 +270,7 @@ def check_run(
     if not isinstance(op, Operator):
         raise InvalidInputError(f"op must be an invkit Operator, got {type(op).__name__}")
     _devices(model, op, y)
+    _weights_dtype(model, y)
     if not bool(torch.isfinite(y).all()):
         raise InvalidInputError("y contains NaN or Inf values")
     x_shape = _shape(model, op, y, allow_any_size)

@@ -114,7 +114,8 @@ def test_operator_construction_with_random_parameters(name, data):
 
 def _variant(draw, shape: tuple[int, ...]) -> tuple[tuple[int, ...], torch.dtype, bool]:
     """A shape near ``shape`` (often wrong), a dtype (often wrong) and whether to plant a NaN."""
-    kind = draw(st.sampled_from(["good", "good", "good", "rank-", "rank+", "size", "empty"]))
+    kind = draw(st.integers(0, 9).flatmap(
+        lambda k: st.sampled_from(["rank-", "rank+", "size", "empty"]) if k in (3, 4, 5) else st.just("good")))
     shape = list(shape)
     if kind == "rank-" and len(shape) > 1:
         shape.pop(draw(st.integers(0, len(shape) - 1)))
@@ -125,11 +126,11 @@ def _variant(draw, shape: tuple[int, ...]) -> tuple[tuple[int, ...], torch.dtype
         shape[i] = max(1, shape[i] + draw(st.sampled_from([-1, 1, 2])))
     elif kind == "empty":
         shape[draw(st.integers(0, len(shape) - 1))] = 0
-    dtype = draw(st.sampled_from([torch.float64] * 4 + DTYPES))
+    dtype = draw(st.integers(0, 9).flatmap(lambda k: st.sampled_from(DTYPES) if k in (4, 5) else st.just(torch.float64)))
     return tuple(shape), dtype, draw(st.booleans()) and draw(st.booleans())
 
 
-@FAST
+@settings(FAST, max_examples=2 * FAST.max_examples)
 @given(name=st.sampled_from(OPERATORS), seed=st.integers(0, 10**6), data=st.data())
 def test_operator_methods_on_random_inputs(name, seed, data):
     op, in_shape = _example(name, seed)
@@ -151,6 +152,7 @@ def test_operator_methods_on_random_inputs(name, seed, data):
         out = _call(getattr(op, method), y)
     else:
         out = _call(op.project, x, y_good)
+    event(f"{method} accepted" if out is not None else f"{method} refused (typed)")
     if out is not None and x.is_floating_point() and bool(torch.isfinite(x).all()):
         assert torch.isfinite(out).all(), f"{name}.{method} gave a non-finite result"
 

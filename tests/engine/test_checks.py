@@ -64,6 +64,20 @@ def test_float64_y_runs_on_a_float32_net():
     assert out.dtype == torch.float64 and torch.isfinite(out).all()
 
 
+class _Plain(GaussianPrior):
+    """A Backbone (not a NetBackbone) with float32 weights that does not cast its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones((), dtype=torch.float32))
+
+
+def test_a_backbone_that_does_not_cast_needs_y_in_its_dtype():
+    y = _mask().A(_image())  # float64
+    _refused(InvalidDTypeError, r"weights are torch\.float32.*NetBackbone", y, model=_Plain())
+    assert R.run(_Plain(), y.float(), _mask().float()).dtype == torch.float32
+
+
 class _EpsNet(torch.nn.Module):
     def __init__(self, conv):  # noqa: ANN001
         super().__init__()
