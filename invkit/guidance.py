@@ -125,6 +125,7 @@ class Guidance:
     """
 
     needs_grad: ClassVar[bool] = False
+    uses_eta: ClassVar[bool] = True  # False: the step has no generation η (a Recipe then takes none)
 
     def start(self, ctx: Context) -> Context:
         """Check the operator and precompute per-run data, before the first network call.
@@ -374,7 +375,7 @@ class DDRM(Guidance):
     """
 
     sigma_y: float = attrs.field(default=0.0, validator=nonneg_number())
-    eta: float = attrs.field(default=0.85, validator=unit_interval())
+    eta: float | None = attrs.field(default=None, validator=optional(unit_interval()))  # None: the recipe's
     eta_b: float = attrs.field(default=1.0, validator=unit_interval())
 
     def start(self, ctx):  # noqa: ANN001 - see Guidance.start
@@ -396,7 +397,8 @@ class DDRM(Guidance):
         a = view.Vt(x0)
         s = view.s_like(a)
         sig = step.sigma_next / step.sqrt_abar_next  # σ′ (VE)
-        sy, eta, eta_b = float(self.sigma_y), float(self.eta), float(self.eta_b)
+        sy, eta_b = float(self.sigma_y), float(self.eta_b)
+        eta = step.eta if self.eta is None else float(self.eta)
         in_range = s > 0
         noisier = in_range & (s * sig >= sy)
         less = in_range & ~noisier
@@ -437,6 +439,7 @@ class DPS(Guidance):
     zeta: float = attrs.field(default=0.3, validator=nonneg_number())
 
     needs_grad: ClassVar[bool] = True
+    uses_eta: ClassVar[bool] = False
 
     def update(self, x, x0, eps, step, ctx, generator):  # noqa: ANN001 - see Guidance.update
         r = (ctx.op.A(x0) - ctx.y).reshape(x0.shape[0], -1)

@@ -18,15 +18,28 @@ import numpy as np
 import torch
 
 from . import rng
-from .errors import InvalidInputError
+from .errors import InvalidDTypeError, InvalidInputError
 from .operator import Operator, check_tensor
 from .validators import nonneg_number
 
 __all__ = ["Noise", "NoNoise", "Gaussian", "UniformGaussian", "JPEG", "Measurement"]
 
 
+def _measurement(y: object, *, ndim: int | None = None) -> torch.Tensor:
+    """A real floating-point, batched, non-empty ``y`` (typed errors otherwise)."""
+    y = check_tensor(y, "y", ndim=ndim, min_ndim=1)
+    if y.is_complex():
+        raise InvalidDTypeError(f"y is complex ({y.dtype}); measurement noise is defined for real tensors")
+    if y.numel() == 0:
+        raise InvalidInputError(f"y has no values (shape {tuple(y.shape)})")
+    return y
+
+
 class Noise:
     """Corrupts a clean measurement ``A x``; call it as ``noise(y, generator=g)``.
+
+    Every noise raises :class:`~invkit.errors.InvalidDTypeError` for a ``y`` that is not a real
+    floating-point tensor and :class:`~invkit.errors.InvalidInputError` for an empty one.
 
     Subclass it (an ``attrs.frozen`` class, like the built-ins) and implement ``__call__``.
 
@@ -60,7 +73,7 @@ class NoNoise(Noise):
     sigma: float = 0.0
 
     def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        return y
+        return _measurement(y)
 
 
 @attrs.frozen
@@ -98,6 +111,7 @@ class Gaussian(Noise):
         return cls(2.0 * float(sigma01))
 
     def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        y = _measurement(y)
         if self.sigma == 0:
             return y
         g = rng.resolve(generator, y.device, y.shape[0])
@@ -123,6 +137,7 @@ class UniformGaussian(Noise):
     sigma = None  # per-sample, unknown to a solver
 
     def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        y = _measurement(y)
         g = rng.resolve(generator, y.device, y.shape[0])
         s = rng.rand((y.shape[0],), g, dtype=y.dtype, device=y.device) * self.sigma_max
         return y + s.reshape((-1,) + (1,) * (y.ndim - 1)) * rng.randn_like(y, g)
@@ -157,7 +172,7 @@ class JPEG(Noise):
     def __call__(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         from PIL import Image
 
-        check_tensor(y, "y", ndim=4)
+        y = _measurement(y, ndim=4)
         u8 = ((y.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
         out = np.empty(u8.shape, dtype=np.uint8)
         for b in range(u8.shape[0]):

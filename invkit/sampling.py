@@ -38,10 +38,11 @@ import torch
 from tqdm.auto import tqdm
 
 from . import rng
+from .checks import EpsMonitor, check_run
 from .errors import ConfigError, InvalidInputError
 from .guidance import Guidance, NoGuidance
 from .inverters import Inverter, predict_x0
-from .operator import Operator, check_tensor, no_checks
+from .operator import Operator, no_checks
 from .plan import Context, GenStep, generation_plan, travel_schedule
 from .schedule import NoiseSchedule, timesteps
 from .validators import boolean, instance_of, one_of, positive_int, unit_interval
@@ -115,6 +116,36 @@ def _t0(instance, attribute, value):  # noqa: ANN001 - attrs validator signature
 _ETA_HINT = " (the generation noise mix, 0 = DDIM, 1 = all fresh noise)"
 
 
+class _DefaultEta(float):
+    """The default ``Recipe.eta`` (0.8): equal to 0.8 in every way, but it says that no η was
+    given, so a guidance without an η (DPS) can tell "left alone" from "asked for 0.8"."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return float.__repr__(self)
+
+    def __reduce__(self):  # noqa: ANN204 - pickles as itself
+        return (_DefaultEta, (float(self),))
+
+
+def _check_eta(recipe: "Recipe") -> None:
+    """The η rule: ``Recipe.eta`` is the one generation η (docs/recipes.md, "The η rule")."""
+    g = recipe.guidance
+    own = getattr(g, "eta", None)
+    if own is not None and float(own) != float(recipe.eta):
+        raise ConfigError(
+            f"{type(g).__name__}(eta={own}) disagrees with the Recipe's eta = {float(recipe.eta)}; the Recipe's eta is "
+            f"the one generation η: drop eta= from {type(g).__name__}(...) and set Recipe(eta={own}) "
+            f"(or invkit.recipe(..., eta={own}))"
+        )
+    if not g.uses_eta and not isinstance(recipe.eta, _DefaultEta):
+        raise ConfigError(
+            f"{type(g).__name__} has no generation η (its step is its own), so Recipe(eta={float(recipe.eta)}) would be "
+            f"ignored; leave eta unset with this guidance"
+        )
+
+
 @attrs.frozen
 class Recipe:
     """A solver: ``inverter`` + ``guidance`` + numbers. Defaults are the paper's SSD-100 numbers.
@@ -132,7 +163,9 @@ class Recipe:
         inversion_steps: F, the length of the inversion list (F − 1 inverter steps); at least
             2 with an inverter.
         generation_steps: B, the number of generation steps (B network calls).
-        eta: the generation noise mix η ∈ [0, 1] (SSD 0.8, DDNM 0.85).
+        eta: the generation noise mix η ∈ [0, 1] (SSD 0.8, DDNM 0.85): the one generation η.
+            A guidance with its own ``eta`` (DDRM, DDNM+) must leave it None or agree; DPS,
+            which has no η, takes none (``ConfigError`` otherwise).
         spacing: ``"uniform"`` (SSD, default with an inverter) or ``"leading"`` (default
             without).
         clamp: clip x0 to [−1, 1] during generation (SSD, DPS: yes; DDNM, DDRM: no).
@@ -168,7 +201,7 @@ class Recipe:
     )
     inversion_steps: int = attrs.field(default=15, validator=positive_int())
     generation_steps: int = attrs.field(default=85, validator=positive_int())
-    eta: float = attrs.field(default=0.8, validator=unit_interval(_ETA_HINT))
+    eta: float = attrs.field(default=_DefaultEta(0.8), validator=unit_interval(_ETA_HINT))
     spacing: str = attrs.field(
         default=attrs.Factory(lambda self: "uniform" if self.inverter is not None else "leading", takes_self=True),
         validator=one_of(("uniform", "leading"), " (uniform: SSD; leading: DDIM/DDNM/DDRM)"),
@@ -189,6 +222,7 @@ class Recipe:
                 f"Recipe.travel_length = {self.travel_length} must be smaller than generation_steps = "
                 f"{self.generation_steps} for time travel"
             )
+        _check_eta(self)
         if self.t0 is not None:
             self.timesteps(self.t0)
 
@@ -242,6 +276,8 @@ class Recipe:
         callback: Callable[[StepInfo], Any] | None = None,
         return_info: bool = False,
         progress: bool = False,
+        allow_any_size: bool = False,
+        check_range: bool = True,
     ) -> torch.Tensor | RunResult:
         """Solve ``y = A x (+ noise)`` with ``model`` as the prior; returns ``x̂`` (or a
         :class:`RunResult` with ``return_info=True``).
@@ -251,6 +287,13 @@ class Recipe:
         its spectral initialisation); without it, z is drawn from ``generator``. ``callback``
         sees a :class:`StepInfo` after every step; ``progress`` shows a tqdm bar. The same
         ``generator`` seed gives bit-identical output on the CPU.
+
+        Before the first network call ``y`` is checked against the operator and the backbone
+        (:func:`invkit.checks.check_run`: dtype, device, values, shape, channels, size, range);
+        ``allow_any_size=True`` runs a fixed-size backbone at another size on purpose and
+        ``check_range=False`` skips the [0, 255] / [0, 1] range check. Every ε is checked too (its
+        shape, and NaN/Inf; on a GPU every few steps, without a per-step sync). The rules are in
+        ``docs/recipes.md``, "Input rules"; a broken one raises an :class:`~invkit.errors.InvkitError`.
 
         Args:
             model: the prior, ``model(x, t) -> ε`` with ``t`` the integer timestep, and a
@@ -265,6 +308,9 @@ class Recipe:
             callback: called with a ``StepInfo`` after every step.
             return_info: return a ``RunResult`` instead of the tensor.
             progress: show a progress bar.
+            allow_any_size: run a fixed-size backbone at another size on purpose (e.g. after
+                padding a larger image to a multiple of ``model.size_multiple``).
+            check_range: check that ``y`` looks like [-1, 1] data (not [0, 255] or [0, 1]).
 
         Returns:
             ``x̂`` shaped like ``op.input_shape(y.shape)``, or a ``RunResult`` with the network
@@ -272,32 +318,23 @@ class Recipe:
 
         Raises:
             InvalidInputError: ``y``, ``op``, ``model``, ``generator`` or ``x_T`` is not what it
-                should be (checked before the first network call).
+                should be (checked before the first network call), or a network output ε is
+                non-finite or misshapen (the error names the step and t).
+            InvalidDTypeError: ``y`` is not a real floating tensor the backbone can take.
             ConfigError: the recipe's timestep lists do not fit the model's ``T``.
             CapabilityError: the guidance needs something the operator lacks (e.g. an SVD view
                 for DDRM), raised before the first network call.
         """
-        y = check_tensor(y, "y", min_ndim=1)
-        schedule = getattr(model, "schedule", None)
-        if not isinstance(schedule, NoiseSchedule):
-            raise InvalidInputError(
-                f"model must be a Backbone (eps = model(x, t)) with a NoiseSchedule in .schedule; "
-                f"{type(model).__name__} has none"
-            )
-        if not isinstance(op, Operator):
-            raise InvalidInputError(f"op must be an invkit Operator, got {type(op).__name__}")
+        if not isinstance(allow_any_size, bool) or not isinstance(check_range, bool):
+            raise InvalidInputError("allow_any_size and check_range must be True or False")
+        y, x_shape, x_T = check_run(
+            model, y, op, x_T=x_T, from_noise=self.inverter is None, allow_any_size=allow_any_size,
+            check_range=check_range,
+        )
+        schedule = model.schedule
         inv, gen = self.timesteps(schedule.T)
         steps = self._steps(gen, schedule)
-        g = rng.resolve(generator, y.device)
-        if x_T is not None:
-            if self.inverter is not None:
-                raise InvalidInputError(
-                    "x_T is the starting noise of a recipe without an inverter; this recipe starts from A⁺y"
-                )
-            x_T = check_tensor(x_T, "x_T", min_ndim=1)
-            if x_T.shape[0] != y.shape[0]:
-                raise InvalidInputError(f"x_T has batch size {x_T.shape[0]} but y has {y.shape[0]}")
-            x_T = x_T.to(device=y.device, dtype=y.dtype)
+        g = rng.resolve(generator, y.device, y.shape[0])
         guidance = self.guidance
         ctx = guidance.start(Context(op, y, schedule.T if self.t0 is None else self.t0, len(gen)))
         # DPS differentiates through the network: autograd stays available (and is switched on per
@@ -305,6 +342,7 @@ class Recipe:
         needs_grad = guidance.needs_grad
         outer = torch.no_grad() if needs_grad else torch.inference_mode()
         step_grad = torch.enable_grad if needs_grad else contextlib.nullcontext
+        check_eps = EpsMonitor(y.device)
         abar = schedule.abar
         inv_abar = [float(abar[t]) for t in inv]
         clamp = self.clamp
@@ -318,16 +356,17 @@ class Recipe:
                 for k in range(len(inv) - 1):
                     eps = None
                     if inverter.needs_eps:
-                        eps = model(x, inv[k])
+                        eps = check_eps(model(x, inv[k]), x, "inversion", k, inv[k])
                         nfe += 1
                     out = inverter.step(x, eps, inv_abar[k], inv_abar[k + 1], g)
                     x = out.x
                     if callback is not None:
                         callback(StepInfo("inversion", k, inv[k], inv[k + 1], x, out.x0, eps))
                     bar.update()
+                check_eps.flush()
             else:
                 if x_T is None:
-                    x_T = rng.randn(op.input_shape(tuple(y.shape)), g, dtype=y.dtype, device=y.device)
+                    x_T = rng.randn(x_shape, g, dtype=y.dtype, device=y.device)
                 x = guidance.init(x_T, steps[0], ctx)
             x0_raw = x
             n_gen = n_travel = 0
@@ -342,7 +381,7 @@ class Recipe:
                 with step_grad():
                     if needs_grad:
                         x = x.detach().requires_grad_(True)
-                    eps = model(x, st.t)
+                    eps = check_eps(model(x, st.t), x, "generation", n_gen, st.t)
                     nfe += 1
                     x0 = predict_x0(x, eps, st.abar, clamp)
                     x0_raw = x0
@@ -354,6 +393,7 @@ class Recipe:
                     callback(StepInfo("generation", n_gen, st.t, st.t_next, x, x0, eps))
                 n_gen += 1
                 bar.update()
+            check_eps.flush()
         if x.device.type == "cuda":
             torch.cuda.synchronize(x.device)
         seconds = time.perf_counter() - start

@@ -22,7 +22,7 @@ import attrs
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidInputError
 
 __all__ = ["NoiseSchedule", "timesteps", "Spacing"]
 
@@ -42,6 +42,27 @@ def _cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarr
         return math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
 
     return np.array([min(1 - f(i + 1) / f(i), max_beta) for i in range(T)], dtype=np.float64)
+
+
+def _as_betas(b: object) -> np.ndarray:
+    if isinstance(b, torch.Tensor):
+        b = b.detach().cpu().double().numpy() if not b.is_complex() else b
+    try:
+        return np.asarray(b, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"betas must be a 1-D array of numbers in (0, 1), got {type(b).__name__}") from None
+
+
+def _check_T(T: object) -> int:
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+        raise ConfigError(f"T must be an integer >= 1, got {T!r}")
+    return int(T)
+
+
+def _check_beta(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 < value < 1:
+        raise ConfigError(f"{name} must be a number in (0, 1), got {value!r}")
+    return float(value)
 
 
 @attrs.frozen(eq=False)
@@ -65,12 +86,12 @@ class NoiseSchedule:
         ```
     """
 
-    betas: np.ndarray = attrs.field(converter=lambda b: np.asarray(b, dtype=np.float64))
+    betas: np.ndarray = attrs.field(converter=_as_betas)
     name: str = "custom"
 
     def __attrs_post_init__(self) -> None:
         b = self.betas
-        if b.ndim != 1 or b.size < 1 or not np.all((b > 0) & (b < 1)):
+        if b.ndim != 1 or b.size < 1 or not np.all(np.isfinite(b) & (b > 0) & (b < 1)):
             raise ConfigError("betas must be a 1-D array of values in (0, 1)")
 
     @classmethod
@@ -87,11 +108,11 @@ class NoiseSchedule:
             The schedule, named ``"linear"``.
 
         Raises:
-            ConfigError: ``T < 1``.
+            ConfigError: ``T`` is not an integer >= 1, or a β end is not in (0, 1).
         """
-        if T < 1:
-            raise ConfigError(f"T must be >= 1, got {T}")
-        return cls(_linear_betas(T, beta_start, beta_end), name="linear")
+        T = _check_T(T)
+        start, end = _check_beta("beta_start", beta_start), _check_beta("beta_end", beta_end)
+        return cls(_linear_betas(T, start, end), name="linear")
 
     @classmethod
     def cosine(cls, T: int = 1000) -> "NoiseSchedule":
@@ -107,11 +128,9 @@ class NoiseSchedule:
             The schedule, named ``"cosine"``.
 
         Raises:
-            ConfigError: ``T < 1``.
+            ConfigError: ``T`` is not an integer >= 1.
         """
-        if T < 1:
-            raise ConfigError(f"T must be >= 1, got {T}")
-        return cls(_cosine_betas(T), name="cosine")
+        return cls(_cosine_betas(_check_T(T)), name="cosine")
 
     @property
     def T(self) -> int:
@@ -125,6 +144,8 @@ class NoiseSchedule:
 
     def abar_at(self, t: int) -> float:
         """ᾱ_t as a Python float, with the convention ᾱ_{−1} = 1 (the clean image)."""
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not -1 <= t < self.T:
+            raise InvalidInputError(f"timestep must be an integer in -1..{self.T - 1} (-1: the clean image), got {t!r}")
         if t < 0:
             return 1.0
         return float(self.abar[t])
@@ -191,9 +212,9 @@ def timesteps(n: int, t0: int, spacing: Spacing = "uniform", *, T: int | None = 
         timesteps(20, 1000, "leading")         # [0, 50, ..., 950]         (DDRM-20)
         ```
     """
-    if not isinstance(n, (int, np.integer)) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"the number of steps must be an integer >= 1, got {n!r}")
-    if not isinstance(t0, (int, np.integer)) or t0 < 1:
+    if isinstance(t0, bool) or not isinstance(t0, (int, np.integer)) or t0 < 1:
         raise ConfigError(f"t0 must be an integer >= 1, got {t0!r}")
     if T is not None and t0 > T:
         raise ConfigError(f"t0 = {t0} exceeds the schedule's T = {T}")

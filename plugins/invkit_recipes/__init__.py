@@ -58,7 +58,7 @@ def _fields() -> tuple[str, ...]:
 def _task(name: str, task: str | None) -> str:
     if task is None:
         return "sr"
-    if task not in PRESET_TASKS:
+    if not isinstance(task, str) or task not in PRESET_TASKS:
         raise UnknownNameError(f"recipe {name!r} has no task {task!r}; tasks: {', '.join(PRESET_TASKS)}")
     return task
 

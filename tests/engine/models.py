@@ -15,14 +15,20 @@ class GaussianPrior(Backbone):
     r"""The prior N(μ, s²I): its exact noise predictor is
     ``ε(x, t) = √(1−ᾱ)·(x − √ᾱ·μ)/(ᾱ·s² + 1 − ᾱ)`` (the diffused law is N(√ᾱμ, (ᾱs² + 1 − ᾱ)I)).
 
-    Counts its calls (``calls``) and records the timesteps it saw (``seen``).
+    Counts its calls (``calls``) and records the timesteps it saw (``seen``). ``image_size``,
+    ``size_multiple`` and ``value_range`` set the Backbone attributes the recipe's input checks read.
     """
 
-    def __init__(self, mu: float = 0.1, s: float = 0.5, T: int = 1000, channels: int = 3):
+    def __init__(
+        self, mu: float = 0.1, s: float = 0.5, T: int = 1000, channels: int = 3, *,
+        image_size: int | None = None, size_multiple: int | None = None,
+        value_range: tuple[float, float] | None = (-1.0, 1.0),
+    ):  # fmt: skip
         super().__init__()
         self.schedule = NoiseSchedule.linear(T)
         self.mu, self.s2 = mu, s * s
         self.channels = channels
+        self.image_size, self.size_multiple, self.value_range = image_size, size_multiple, value_range
         self.calls = 0
         self.seen: list[int] = []
 
@@ -31,6 +37,34 @@ class GaussianPrior(Backbone):
         self.seen.append(int(t))
         a = float(self.schedule.abar[int(t)])
         return math.sqrt(1 - a) * (x - math.sqrt(a) * self.mu) / (a * self.s2 + 1 - a)
+
+
+class BadAt(GaussianPrior):
+    """Returns a broken ε (NaN, or the wrong shape with ``shape=True``) at the timesteps in ``bad``."""
+
+    def __init__(self, bad: set[int], *, shape: bool = False, **kw):  # noqa: ANN003
+        super().__init__(**kw)
+        self.bad, self.shape = set(bad), shape
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:  # noqa: ANN001
+        eps = super().forward(x, t)
+        if int(t) in self.bad:
+            return eps[:, :1] if self.shape else eps * float("nan")
+        return eps
+
+
+class Gain(Operator):
+    """``A x = g·x`` (a large gain g makes a legitimate y far outside [−1, 1]); A⁺ y = y/g."""
+
+    def __init__(self, g: float):
+        super().__init__()
+        self.g = g
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return self.g * x
+
+    def pinv(self, y: torch.Tensor) -> torch.Tensor:
+        return y / self.g
 
 
 class Matrix(Operator):

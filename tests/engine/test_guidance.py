@@ -147,7 +147,7 @@ def test_dps_decreases_the_residual():
 def test_dps_batch_samples_are_independent():
     """Per-sample norms: a sample's trajectory does not depend on the other samples in the batch."""
     op, x, y = _problem(B=2)
-    r = Recipe(guidance=DPS(zeta=0.3), generation_steps=10, eta=0.0, clamp=False)
+    r = Recipe(guidance=DPS(zeta=0.3), generation_steps=10, clamp=False)  # DPS takes no η
     x_T = torch.randn(2, 8, generator=gen(1), dtype=torch.float64)
     both = r.run(GaussianPrior(), y, op, x_T=x_T)
     y2 = y.clone()
