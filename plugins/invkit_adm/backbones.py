@@ -97,7 +97,10 @@ class ADMBackbone(NetBackbone):
     takes ``y=`` labels per call, or falls back to the ``class_label`` given at build time."""
 
     def __init__(self, net: ADMUNet, schedule: NoiseSchedule, *, autocast: torch.dtype | None = None, class_label: int | None = None):
-        super().__init__(net, schedule, image_size=net.image_size, channels=net.in_channels, autocast=autocast)
+        super().__init__(
+            net, schedule, image_size=net.image_size, channels=net.in_channels, autocast=autocast,
+            size_multiple=2 ** (len(net.channel_mult) - 1),  # one ×2 downsampling per level but the last
+        )
         if class_label is not None and net.num_classes is None:
             raise InvalidInputError("class_label= is only for class-conditional ADM nets; this one is unconditional")
         self.class_label = class_label

@@ -258,6 +258,7 @@ class ADMUNet(nn.Module):
         if num_heads_upsample == -1:
             num_heads_upsample = num_heads
         self.image_size = image_size
+        self.channel_mult = mult
         self.in_channels = in_channels
         self.model_channels = mc
         self.out_channels = (2 if learn_sigma else 1) * in_channels

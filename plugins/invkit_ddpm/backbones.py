@@ -83,7 +83,10 @@ PRESETS: dict[str, Preset] = {
 
 
 def _wrap(net: DDPMUNet, autocast: torch.dtype | None, channels: int) -> NetBackbone:
-    return NetBackbone(net, NoiseSchedule.linear(1000), image_size=net.resolution, channels=channels, autocast=autocast)
+    return NetBackbone(
+        net, NoiseSchedule.linear(1000), image_size=net.resolution, channels=channels, autocast=autocast,
+        size_multiple=2 ** (net.num_resolutions - 1),  # one ×2 downsampling per level but the last
+    )
 
 
 def _int_tuple(value: Sequence[int] | int | str, name: str) -> tuple[int, ...]:
