@@ -108,17 +108,25 @@ def check_tensor(
         ``t`` itself, unchanged.
 
     Raises:
-        InvalidDTypeError: ``t`` is not a tensor, or is an integer or bool tensor.
+        InvalidDTypeError: ``t`` is not a tensor, or is a complex, integer or bool tensor.
+        InvalidInputError: ``t`` is empty (no values).
         InvalidInputError: a wrong rank, a wrong channel count (dim 1), or NaN/Inf values (the
             last only while ``checks_enabled()``).
     """
     if not isinstance(t, torch.Tensor):
         raise InvalidDTypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if not (t.is_floating_point() or t.is_complex()):
+    if t.is_complex():
+        raise InvalidDTypeError(
+            f"{name} is complex ({t.dtype}); invkit's operators are real: pass the real part "
+            f"(t.real) or real and imaginary parts as channels"
+        )
+    if not t.is_floating_point():
         raise InvalidDTypeError(
             f"{name} has dtype {t.dtype}; invkit works on floating-point tensors in [-1, 1]. "
             f"Convert with x.float() / 127.5 - 1 for uint8 images."
         )
+    if t.numel() == 0:
+        raise InvalidInputError(f"{name} is empty (shape {tuple(t.shape)}); give at least one sample with values")
     if ndim is not None and t.ndim != ndim:
         raise InvalidInputError(
             f"{name} must have {ndim} dimensions (batch first, e.g. (B, C, H, W)); got shape {tuple(t.shape)}"
@@ -427,7 +435,13 @@ class Operator(nn.Module):
         Returns:
             The projected estimate; ``A`` of it equals ``y`` up to the accuracy of ``pinv``.
         """
-        return x - self.pinv(self.A(x) - y)
+        r = self.A(x)
+        if r.shape != y.shape:
+            raise InvalidInputError(
+                f"project: A(x) has shape {tuple(r.shape)} but y has {tuple(y.shape)}; x must have the "
+                f"shape op.input_shape(y.shape) = {tuple(self.input_shape(tuple(y.shape)))}"
+            )
+        return x - self.pinv(r - y)
 
     # -- the generic fallbacks -----------------------------------------------------------------
     def _cg_pinv(self, y: torch.Tensor) -> torch.Tensor:

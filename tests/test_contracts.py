@@ -3,9 +3,8 @@
 ``KeyError`` from torch or Python), and every accepted input gives a finite result.
 
 The models are analytic (a Gaussian prior, a Gaussian mixture), so an example takes milliseconds;
-with the derandomised CI profile the whole file stays well under a minute. Escapes found in files
-this suite does not own (the operators) are pinned as ``xfail(strict=True)`` reproducers at the
-end, and the property tests steer around exactly those inputs (``_known_escape``).
+with the derandomised CI profile the whole file stays well under a minute. The escapes this suite
+found in the operators are kept as minimal reproducers at the end (``test_former_escape``).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, event, given, note, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 import invkit
@@ -80,18 +79,6 @@ def _example(name: str, seed: int):
     return spec.meta["example"](np.random.default_rng(seed))
 
 
-# -- known escapes in code this suite does not own (reproducers at the end) ----------------------------
-def _known_escape(name: str, method: str, x: torch.Tensor, good_shape: tuple[int, ...]) -> bool:
-    """Inputs on which an operator (invkit/operator.py, plugins/invkit_operators) still raises an
-    untyped error; each kind has a strict-xfail reproducer below (test_known_escape_*)."""
-    return (
-        x.numel() == 0  # empty tensors
-        or x.is_complex()  # complex tensors into real kernels
-        or (method == "project" and tuple(x.shape) != good_shape)  # Operator.project broadcasting
-        or (name == "blur_fft" and x.dtype in (torch.float16, torch.bfloat16))  # half-precision FFT on CPU
-    )
-
-
 # -- operators ------------------------------------------------------------------------------------------
 @FAST
 @given(name=st.sampled_from(OPERATORS), data=st.data())
@@ -100,13 +87,6 @@ def test_operator_construction_with_random_parameters(name, data):
     params = [p for p in inspect.signature(spec.factory).parameters.values() if p.kind == p.POSITIONAL_OR_KEYWORD]
     keys = st.sampled_from([p.name for p in params] + ["bogus"])
     kw = data.draw(st.dictionaries(keys, JUNK, max_size=3), label="kwargs")
-    # denoise has no __init__ of its own: nn.Module's (*args, **kwargs) signature lets the registry's
-    # keyword check pass and Module.__init__ raises a raw TypeError (test_known_escape_denoise_kwargs)
-    assume(not (name == "denoise" and kw))
-    # matrix(in_shape=<not a sequence of ints>) raises a raw TypeError/ValueError (test_known_escape_matrix_in_shape)
-    shape_kw = kw.get("in_shape")
-    assume(not (name == "matrix" and shape_kw is not None and not (
-        isinstance(shape_kw, list) and all(isinstance(v, int) for v in shape_kw))))
     op = _call(invkit.operator, name, **kw)
     if op is not None:
         assert isinstance(op, invkit.Operator)
@@ -141,7 +121,6 @@ def test_operator_methods_on_random_inputs(name, seed, data):
         x.view(-1)[0] = float("nan")
     x = x.to(dtype)
     method = data.draw(st.sampled_from(["A", "AT", "pinv", "project"]), label="method")
-    assume(not _known_escape(name, method, x, (B, *in_shape)))
     note(f"{name} in_shape={in_shape} x={tuple(x.shape)} {x.dtype} nan={nan} method={method}")
     good = _tensor(data.draw, (B, *in_shape))
     y_good = op.A(good)
@@ -289,9 +268,7 @@ def test_backbone_timesteps(t, shape):
         assert float(torch.as_tensor(tt, dtype=torch.float64).flatten()[0]) == float(ts[0])  # integer-valued
 
 
-# -- known escapes in files this suite does not own: minimal reproducers ------------------------------------
-# Each fails today with a raw torch/Python error; strict xfail makes the fix visible (the test then
-# passes and must be unmarked, and the matching _known_escape rule removed).
+# -- escapes this suite found (each raised a raw torch/Python error before its fix) --------------------
 def _no_raw_error(fn) -> None:  # noqa: ANN001
     """Passes when ``fn()`` returns or raises an InvkitError; a raw error propagates."""
     try:
@@ -300,7 +277,7 @@ def _no_raw_error(fn) -> None:  # noqa: ANN001
         pass
 
 
-ESCAPES = {
+FORMER_ESCAPES = {
     # plugins/invkit_operators/sr.py: avg_pool2d on an empty spatial dim
     "sr_avgpool_empty": lambda: invkit.operator("sr_avgpool", scale=2).A(torch.zeros(1, 0, 4, 4)),
     # plugins/invkit_operators/basic.py: reshape of an empty batch
@@ -324,10 +301,6 @@ ESCAPES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True, raises=(RuntimeError, TypeError, ValueError, NotImplementedError),
-    reason="untyped error in a file this suite does not own (see the comment)",
-)
-@pytest.mark.parametrize("case", sorted(ESCAPES))
-def test_known_escape(case):
-    _no_raw_error(ESCAPES[case])
+@pytest.mark.parametrize("case", sorted(FORMER_ESCAPES))
+def test_former_escape(case):
+    _no_raw_error(FORMER_ESCAPES[case])

@@ -20,6 +20,9 @@ class Denoise(Operator):
     r"""The identity ``A = A⁺ = Aᵀ = I`` on any ``(B, ...)`` tensor: denoising (``y = x + σ n``),
     the noise being a separate :class:`invkit.Noise`. SVD view: ``U = V = I``, ``s = 1``."""
 
+    def __init__(self) -> None:  # an explicit signature: the registry rejects stray keywords
+        super().__init__()
+
     def A(self, x: torch.Tensor) -> torch.Tensor:
         return check_tensor(x, "x", min_ndim=2).clone()
 
@@ -68,7 +71,10 @@ class Matrix(Operator):
         if not np.isfinite(M).all():
             raise InvalidInputError("matrix: M contains NaN or Inf values")
         m, n = M.shape
-        in_shape = (n,) if in_shape is None else tuple(int(d) for d in in_shape)
+        try:
+            in_shape = (n,) if in_shape is None else tuple(int(d) for d in in_shape)
+        except (TypeError, ValueError):
+            raise ConfigError(f"matrix: in_shape must be a sequence of positive integers, got {in_shape!r}") from None
         if math.prod(in_shape) != n or any(d < 1 for d in in_shape):
             raise ConfigError(f"matrix: in_shape {in_shape} must have n = {n} entries (M has {n} columns)")
         self.in_shape = in_shape

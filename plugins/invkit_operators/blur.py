@@ -225,7 +225,9 @@ class BlurFFT(Operator):
         return _cast_tensor(K, cdtype, t.device)
 
     def _filter(self, t: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-        out = torch.fft.irfft2(torch.fft.rfft2(t) * K, s=t.shape[-2:])
+        # half precision: the FFT runs in float32 (the CPU has no half FFT; CUDA only for powers of 2)
+        tt = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+        out = torch.fft.irfft2(torch.fft.rfft2(tt) * K, s=t.shape[-2:])
         return out.to(t.dtype)
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
