@@ -126,7 +126,7 @@ def check_tensor(
             f"Convert with x.float() / 127.5 - 1 for uint8 images."
         )
     if t.numel() == 0:
-        raise InvalidInputError(f"{name} is empty (shape {tuple(t.shape)}); give at least one sample with values")
+        raise InvalidInputError(f"{name} has no values (shape {tuple(t.shape)}); give at least one sample with values")
     if ndim is not None and t.ndim != ndim:
         raise InvalidInputError(
             f"{name} must have {ndim} dimensions (batch first, e.g. (B, C, H, W)); got shape {tuple(t.shape)}"
