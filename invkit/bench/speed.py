@@ -17,7 +17,7 @@ For one backbone, batch, dtype and device it measures
 
 Examples::
 
-    invkit bench speed --backbone ddpm --set ch=64 --set ch_mult=1,2,2,2 --set resolution=64 \
+    invkit bench speed --backbone ddpm --backbone-opt ch=64 --backbone-opt ch_mult=1,2,2,2 --backbone-opt resolution=64 \
         --recipe ssd-30 --task sr --batch 1 --dtype fp32 --device cpu
     invkit bench speed --backbone adm-imagenet256-uncond --seed 0 --recipe ddnm-30 --batch 8 \
         --dtype bf16 --device cuda
@@ -96,7 +96,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise InvalidInputError(f"--set expects KEY=VALUE, got {item!r}")
+            raise InvalidInputError(f"--backbone-opt expects KEY=VALUE, got {item!r}")
         key = key.strip()
         value = raw if key == "attention_resolutions" else _value(raw)
         if key.endswith(("resolutions", "_mult")) and isinstance(value, (int, float)):
@@ -107,8 +107,11 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser, name: str = "speed") -> None:
     parser.add_argument("--backbone", default="ddpm", help="registered backbone name (default: ddpm)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="backbone parameter, e.g. --set ch=32 --set ch_mult=1,2,2 (repeatable)")
+    # --backbone-opt, as in `invkit eval` / `invkit restore` (where --set sets operator parameters);
+    # --set is the old spelling, kept as an alias
+    parser.add_argument("--backbone-opt", "--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
+                        help="backbone parameter, e.g. --backbone-opt ch=32 --backbone-opt ch_mult=1,2,2 "
+                        "(repeatable; --set is the old spelling)")
     parser.add_argument("--checkpoint", default=None, help="weights file; without it, random weights from --seed")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     parser.add_argument("--recipe", default="ssd-30", help="recipe preset (default ssd-30); 'none' skips it")

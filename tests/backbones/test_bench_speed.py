@@ -53,3 +53,14 @@ def test_gpu_check_script_runs_on_a_tiny_cpu_config(monkeypatch, tmp_path, capsy
     text = out.read_text()
     assert text.count("| ddpm") == 2  # fp32 and bf16
     assert "relative L2 difference bf16 vs fp32" in text
+
+
+def test_backbone_opt_is_the_spelling_and_set_an_alias():
+    from invkit.bench.speed import add_arguments
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    new = p.parse_args(["--backbone-opt", "ch=32", "--backbone-opt", "resolution=16"])
+    old = p.parse_args(["--set", "ch=32", "--set", "resolution=16"])
+    assert new.set == old.set == ["ch=32", "resolution=16"]
