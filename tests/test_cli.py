@@ -33,6 +33,11 @@ def test_version_and_help_answer_without_torch():
     env = dict(os.environ, INVKIT_DISABLE_PLUGINS="*", PYTHONPATH=os.pathsep.join(sys.path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert out.strip() == "[0, 0, 0, 0] False True True"
+    # with every installed plugin: the example plugin's light entry module keeps torch out as well
+    if os.environ.get("INVKIT_REQUIRE_EXAMPLE_PLUGIN"):
+        env.pop("INVKIT_DISABLE_PLUGINS")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+        assert out.strip() == "[0, 0, 0, 0] False True True"
 
 
 def test_bench_alone_prints_the_bench_help(capsys):

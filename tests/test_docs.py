@@ -320,6 +320,7 @@ def test_the_guide_shows_the_example_plugin_verbatim():
     python = _blocks("python")
     toml = _blocks("toml")
     assert (EXAMPLE / "invkit_example_plugin" / "__init__.py").read_text() in python
+    assert (EXAMPLE / "invkit_example_plugin" / "ops.py").read_text() in python
     assert (EXAMPLE / "pyproject.toml").read_text() in toml
 
 
