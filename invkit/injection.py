@@ -112,8 +112,13 @@ class AttentionInjection:
         """The injection timesteps ``τ_k`` for the inversion list ``inv``.
 
         Raises:
-            ConfigError: an index beyond ``F − 2`` (no inversion call there to record).
+            ConfigError: an index beyond ``F − 2`` (no inversion call there to record), or no
+                inversion at all.
         """
+        if self.steps and len(inv) < 2:
+            raise ConfigError(
+                "attention injection records its maps during inversion: use it in a recipe with an inverter (DA, DDIM)"
+            )
         bad = [k for k in self.steps if k > len(inv) - 2]
         if bad:
             raise ConfigError(

@@ -255,6 +255,14 @@ def test_an_index_past_the_last_inversion_call_fails_at_construction():
         _ssd30(injection=AttentionInjection(steps=(4,)))
 
 
+def test_a_recipe_without_inverter_cannot_inject():
+    model = _ddpm()
+    op, y = _sr_problem()
+    r = Recipe(guidance=BackProj(), generation_steps=5, injection=AttentionInjection(steps=(1,)))
+    with pytest.raises(ConfigError, match="inverter"):
+        r.run(model, y, op)
+
+
 def test_alignment_matches_the_reference_lists():
     """Only t0 = 750, F = 15 changes SSD's uniform generation list (spec ssd.md §3.4)."""
     for t0, F, B, idx in [(550, 5, 25, (2, 3)), (550, 15, 85, range(6, 14)), (750, 5, 25, (2, 3))]:
