@@ -12,7 +12,10 @@ import torch
 
 import invkit
 from invkit import BackProj
-from invkit.bench.gmm import build_recipe
+try:  # the GMM benchmark's recipe builder moved into the plugin
+    from invkit_gmm.bench import build_recipe
+except ImportError:
+    from invkit.bench.gmm import build_recipe
 from invkit.multistep import DPMSolver2M
 from invkit_gmm import ci95, grid_prior, random_directions, random_problem, sliced_wasserstein
 torch.set_num_threads(1)
