@@ -41,6 +41,7 @@ from . import rng
 from .checks import EpsMonitor, check_run
 from .errors import ConfigError, InvalidInputError
 from .guidance import Guidance, NoGuidance
+from .injection import AttentionInjection, open_session
 from .inverters import Inverter, predict_x0
 from .operator import Operator, no_checks
 from .plan import Context, GenStep, generation_plan, travel_schedule
@@ -166,12 +167,15 @@ class Recipe:
         eta: the generation noise mix η ∈ [0, 1] (SSD 0.8, DDNM 0.85): the one generation η.
             A guidance with its own ``eta`` (DDRM, DDNM+) must leave it None or agree; DPS,
             which has no η, takes none (``ConfigError`` otherwise).
-        spacing: ``"uniform"`` (SSD, default with an inverter) or ``"leading"`` (default
-            without).
+        spacing: ``"uniform"`` (SSD, default with an inverter), ``"leading"`` (default
+            without), ``"quadratic"`` or ``"karras"`` (see ``invkit.schedule.timesteps``).
         clamp: clip x0 to [−1, 1] during generation (SSD, DPS: yes; DDNM, DDRM: no).
         travel_length: DDNM time-travel length l (1 with ``travel_repeat = 1``: none).
         travel_repeat: DDNM time-travel repeat r.
         name: a label (presets set it; it titles the progress bar).
+        injection: attention injection (``invkit.injection.AttentionInjection``): record the
+            chosen attention maps during inversion, replay them at the same generation
+            timesteps; ``None`` (default) runs the network untouched.
 
     Raises:
         ConfigError: a field of the wrong type or range, F < 2 with an inverter, a travel
@@ -204,12 +208,18 @@ class Recipe:
     eta: float = attrs.field(default=_DefaultEta(0.8), validator=unit_interval(_ETA_HINT))
     spacing: str = attrs.field(
         default=attrs.Factory(lambda self: "uniform" if self.inverter is not None else "leading", takes_self=True),
-        validator=one_of(("uniform", "leading"), " (uniform: SSD; leading: DDIM/DDNM/DDRM)"),
+        validator=one_of(
+            ("uniform", "leading", "quadratic", "karras"),
+            " (uniform: SSD; leading: DDIM/DDNM/DDRM; quadratic, karras: denser near t = 0)",
+        ),
     )
     clamp: bool = attrs.field(default=True, validator=boolean)
     travel_length: int = attrs.field(default=1, validator=positive_int())
     travel_repeat: int = attrs.field(default=1, validator=positive_int())
     name: str | None = None
+    injection: AttentionInjection | None = attrs.field(
+        default=None, validator=instance_of(AttentionInjection, "an AttentionInjection or None", allow_none=True)
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.inverter is not None and self.inversion_steps < 2:
@@ -253,6 +263,8 @@ class Recipe:
         if self.inverter is None:
             return [], gen
         inv = timesteps(self.inversion_steps, t0, self.spacing, T=T)
+        if self.injection is not None:  # generation must visit every injection timestep
+            gen = self.injection.align(inv, gen)
         if inv[0] != 0 or inv[-1] != gen[-1]:
             raise ConfigError(
                 f"the inversion list {inv[0]}…{inv[-1]} must run from 0 to where generation starts "
@@ -349,14 +361,16 @@ class Recipe:
         nfe = 0
         bar = tqdm(total=max(len(inv) - 1, 0) + len(steps), disable=not progress, desc=self.name or "recipe")
         start = time.perf_counter()
-        with no_checks(), outer:
+        # attention injection (None: a do-nothing session) checks the backbone before any call
+        with no_checks(), outer, open_session(self.injection, model, inv) as inj:
             if self.inverter is not None:
                 inverter = self.inverter
                 x = op.pinv(y)
                 for k in range(len(inv) - 1):
                     eps = None
                     if inverter.needs_eps:
-                        eps = check_eps(model(x, inv[k]), x, "inversion", k, inv[k])
+                        with inj.call("inversion", inv[k]):
+                            eps = check_eps(model(x, inv[k]), x, "inversion", k, inv[k])
                         nfe += 1
                     out = inverter.step(x, eps, inv_abar[k], inv_abar[k + 1], g)
                     x = out.x
@@ -381,7 +395,8 @@ class Recipe:
                 with step_grad():
                     if needs_grad:
                         x = x.detach().requires_grad_(True)
-                    eps = check_eps(model(x, st.t), x, "generation", n_gen, st.t)
+                    with inj.call("generation", st.t):
+                        eps = check_eps(model(x, st.t), x, "generation", n_gen, st.t)
                     nfe += 1
                     x0 = predict_x0(x, eps, st.abar, clamp)
                     x0_raw = x0

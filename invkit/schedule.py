@@ -11,6 +11,16 @@ Two spacings pick the timesteps a sampler visits:
   ``[0, 137, 274, 412, 549]``.
 - ``leading`` (DDIM/DDRM/DDNM): ``skip = t0 // n`` and ``[0, skip, …, (n − 1)·skip]``.
   DDRM with 20 steps over T = 1000 gives ``[0, 50, …, 950]``.
+- ``quadratic`` (DDIM's "quad" skip, Song et al. ICLR 2021, App. D.2, anchored at both ends):
+  ``round((k/(n − 1))²·(t0 − 1))``, dense near t = 0.
+- ``karras`` (Karras et al., NeurIPS 2022, eq. 5 with ρ = 7): the VE noise levels
+  ``σ_k = (σ_max^{1/ρ} + k/(n − 1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ`` between
+  ``σ_min = σ(0)`` and ``σ_max = σ(t0 − 1)``, ``σ(t) = √((1 − ᾱ_t)/ᾱ_t)``, each mapped to the
+  timestep of nearest log σ.
+
+Both new spacings start at 0 and end at ``t0 − 1`` (so SSD's two lists still meet there);
+where rounding makes two equal, the later ones move up one timestep at a time (then, if that
+overshoots ``t0 − 1``, down), so the list is always ``n`` strictly increasing integers.
 """
 
 from __future__ import annotations
@@ -26,7 +36,10 @@ from .errors import ConfigError, InvalidInputError
 
 __all__ = ["NoiseSchedule", "timesteps", "Spacing"]
 
-Spacing = Literal["uniform", "leading"]
+Spacing = Literal["uniform", "leading", "quadratic", "karras"]
+
+#: Karras et al.'s ρ for the ``karras`` spacing.
+KARRAS_RHO = 7.0
 
 
 def _linear_betas(T: int, beta_start: float, beta_end: float) -> np.ndarray:
@@ -173,7 +186,7 @@ class NoiseSchedule:
         Returns:
             The increasing list, as ``timesteps(n, t0, spacing, T=self.T)``.
         """
-        return timesteps(n, self.T if t0 is None else t0, spacing, T=self.T)
+        return timesteps(n, self.T if t0 is None else t0, spacing, T=self.T, abar=self.abar)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, NoiseSchedule) and np.array_equal(self.betas, other.betas)
@@ -185,17 +198,44 @@ class NoiseSchedule:
         return f"NoiseSchedule({self.name}, T={self.T})"
 
 
-def timesteps(n: int, t0: int, spacing: Spacing = "uniform", *, T: int | None = None) -> list[int]:
+def _distinct(values: list[int], t0: int) -> list[int]:
+    """``values`` (non-decreasing, in [0, t0 − 1], n ≤ t0) made strictly increasing in place."""
+    out = list(values)
+    for k in range(1, len(out)):
+        out[k] = max(out[k], out[k - 1] + 1)
+    out[-1] = min(out[-1], t0 - 1)
+    for k in range(len(out) - 2, -1, -1):
+        out[k] = min(out[k], out[k + 1] - 1)
+    return out
+
+
+def _karras(n: int, t0: int, abar: np.ndarray, rho: float = KARRAS_RHO) -> list[int]:
+    log_sigma = 0.5 * np.log((1.0 - abar[:t0]) / abar[:t0])  # increasing in t
+    lo, hi = math.exp(log_sigma[0]) ** (1 / rho), math.exp(log_sigma[-1]) ** (1 / rho)
+    target = np.log(np.linspace(lo, hi, n) ** rho)
+    idx = np.clip(np.searchsorted(log_sigma, target), 1, t0 - 1)
+    nearer_below = (target - log_sigma[idx - 1]) <= (log_sigma[idx] - target)
+    t = np.where(nearer_below, idx - 1, idx).astype(int).tolist()
+    t[0], t[-1] = 0, t0 - 1
+    return _distinct(t, t0)
+
+
+def timesteps(
+    n: int, t0: int, spacing: Spacing = "uniform", *, T: int | None = None, abar: np.ndarray | None = None
+) -> list[int]:
     """``n`` increasing integer timesteps in ``[0, t0 − 1]``.
 
     ``uniform``: ``round(k·(t0 − 1)/(n − 1))`` accumulated as a float stride, half to even
-    (SSD). ``leading``: ``k·(t0 // n)`` (DDIM/DDRM/DDNM).
+    (SSD). ``leading``: ``k·(t0 // n)`` (DDIM/DDRM/DDNM). ``quadratic`` and ``karras``: see
+    the module doc (both from 0 to ``t0 − 1``, strictly increasing).
 
     Args:
         n: the number of timesteps.
         t0: one past the highest timestep allowed.
-        spacing: ``"uniform"`` or ``"leading"``.
+        spacing: ``"uniform"``, ``"leading"``, ``"quadratic"`` or ``"karras"``.
         T: the schedule's number of timesteps, to check ``t0 <= T`` (``None``: not checked).
+        abar: the schedule's ᾱ for ``karras`` (``None``: the linear schedule with ``T``
+            timesteps, or 1000; every checkpoint here uses it).
 
     Returns:
         ``n`` increasing integers in ``[0, t0 − 1]``.
@@ -232,4 +272,17 @@ def timesteps(n: int, t0: int, spacing: Spacing = "uniform", *, T: int | None = 
     if spacing == "leading":
         skip = t0 // n
         return [k * skip for k in range(n)]
-    raise ConfigError(f"unknown spacing {spacing!r}; use 'uniform' or 'leading'")
+    if spacing == "quadratic":
+        if n == 1:
+            return [t0 - 1]
+        return _distinct([int(round((k / (n - 1)) ** 2 * (t0 - 1))) for k in range(n)], t0)
+    if spacing == "karras":
+        if n == 1:
+            return [t0 - 1]
+        if abar is None:
+            abar = np.cumprod(1.0 - _linear_betas(T or 1000, 1e-4, 0.02))
+        abar = np.asarray(abar, dtype=np.float64)
+        if abar.size < t0:
+            raise ConfigError(f"karras spacing: the schedule has {abar.size} timesteps, fewer than t0 = {t0}")
+        return _karras(n, t0, abar)
+    raise ConfigError(f"unknown spacing {spacing!r}; use 'uniform', 'leading', 'quadratic' or 'karras'")

@@ -17,7 +17,7 @@ the published ImageNet/LSUN checkpoints load strictly. Facts that matter for exa
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -60,13 +60,17 @@ def attention_ds(image_size: int, attention_resolutions: Sequence[int] | str) ->
     return tuple(image_size // int(r) for r in attention_resolutions)
 
 
-def qkv_attention(qkv: torch.Tensor, heads: int, *, legacy: bool) -> torch.Tensor:
+def qkv_attention(
+    qkv: torch.Tensor, heads: int, *, legacy: bool, probs_hook: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> torch.Tensor:
     r"""Multi-head attention on a packed ``qkv`` of shape ``(B, 3·H·c, T)``; returns ``(B, H·c, T)``.
 
     ``legacy=True`` (guided-diffusion ``QKVAttentionLegacy``): view as ``(B·H, 3c, T)`` *then* split
     into q, k, v — each head owns a contiguous ``3c`` slice. ``legacy=False`` (``QKVAttention``):
     chunk into q | k | v first, then split each into heads. Both compute
     ``softmax((q c^{-1/4})ᵀ (k c^{-1/4}))`` over keys, in float32 for half-precision inputs.
+    ``probs_hook(P) -> P`` (attention injection, :mod:`invkit.injection`) sees the ``(B·H, T, T)``
+    probabilities after the softmax and may replace them; V is always the input's.
     """
     b, width, length = qkv.shape
     c = width // (3 * heads)
@@ -77,6 +81,8 @@ def qkv_attention(qkv: torch.Tensor, heads: int, *, legacy: bool) -> torch.Tenso
     scale = 1.0 / math.sqrt(math.sqrt(c))
     w = torch.einsum("bct,bcs->bts", q * scale, k * scale)
     w = torch.softmax(w.float() if w.dtype in _HALF else w, dim=-1).to(w.dtype)
+    if probs_hook is not None:
+        w = probs_hook(w)
     return torch.einsum("bts,bcs->bct", w, v).reshape(b, heads * c, length)
 
 
@@ -176,7 +182,12 @@ class ResBlock(nn.Module):
 
 
 class AttentionBlock(nn.Module):
-    """Self-attention over spatial positions: ``x + proj_out(attn(qkv(norm(x))))`` with 1-D 1×1 convs."""
+    """Self-attention over spatial positions: ``x + proj_out(attn(qkv(norm(x))))`` with 1-D 1×1 convs.
+
+    ``attn_probs_hook`` is the attention-injection point (see :func:`qkv_attention`); ``None``
+    changes no bit."""
+
+    attn_probs_hook = None
 
     def __init__(self, channels: int, num_heads: int, num_head_channels: int, *, new_order: bool):
         super().__init__()
@@ -194,7 +205,7 @@ class AttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
         flat = x.reshape(b, c, -1)
-        h = qkv_attention(self.qkv(self.norm(flat)), self.heads, legacy=self.legacy)
+        h = qkv_attention(self.qkv(self.norm(flat)), self.heads, legacy=self.legacy, probs_hook=self.attn_probs_hook)
         return (flat + self.proj_out(h)).reshape(x.shape)
 
 
@@ -309,6 +320,21 @@ class ADMUNet(nn.Module):
                 self.output_blocks.append(TimestepSequential(*layers))
 
         self.out = nn.Sequential(GroupNorm32(ch), nn.SiLU(), nn.Conv2d(input_ch, self.out_channels, 3, padding=1))
+
+    def attention_layers(self) -> dict[str, AttentionBlock]:
+        """Every attention block by name, in execution order: ``input_<k>_attn``, ``middle_attn``,
+        ``output_<k>_attn``, with ``k`` the index of the block in ``input_blocks`` /
+        ``output_blocks`` (guided-diffusion's module names; the 256-px ImageNet model has decoder
+        attention in ``output_blocks`` 0–8). Used by :mod:`invkit.injection`."""
+        out: dict[str, AttentionBlock] = {}
+        for prefix, blocks in (("input", self.input_blocks), ("output", self.output_blocks)):
+            if prefix == "output":
+                out["middle_attn"] = next(m for m in self.middle_block if isinstance(m, AttentionBlock))
+            for k, block in enumerate(blocks):
+                for m in block:
+                    if isinstance(m, AttentionBlock):
+                        out[f"{prefix}_{k}_attn"] = m
+        return out
 
     def _run(self, fn, *args: torch.Tensor) -> torch.Tensor:
         return _grad_checkpoint(fn, *args, use_reentrant=False)

@@ -115,7 +115,13 @@ class ResnetBlock(nn.Module):
 
 class AttnBlock(nn.Module):
     r"""Single-head self-attention over the ``H·W`` positions:
-    ``x + proj_out(v · softmax(qᵀk / √C)ᵀ)`` with ``q, k, v`` 1×1 convs of ``norm(x)``."""
+    ``x + proj_out(v · softmax(qᵀk / √C)ᵀ)`` with ``q, k, v`` 1×1 convs of ``norm(x)``.
+
+    ``attn_probs_hook`` (``None``, or ``hook(P) -> P`` on the ``(B, HW, HW)`` probabilities after the
+    softmax) is the attention-injection point of :mod:`invkit.injection`; ``None`` costs one
+    attribute test and changes no bit."""
+
+    attn_probs_hook = None
 
     def __init__(self, channels: int):
         super().__init__()
@@ -132,6 +138,8 @@ class AttnBlock(nn.Module):
         k = self.k(h).reshape(b, c, hh * ww)
         v = self.v(h).reshape(b, c, hh * ww)
         w = torch.softmax(torch.bmm(q.transpose(1, 2), k) * (c**-0.5), dim=2)  # w[b, i, j]: query i, key j
+        if self.attn_probs_hook is not None:
+            w = self.attn_probs_hook(w)
         h = torch.bmm(v, w.transpose(1, 2)).reshape(b, c, hh, ww)
         return x + self.proj_out(h)
 
@@ -236,6 +244,18 @@ class DDPMUNet(nn.Module):
 
         self.norm_out = _norm(block_in)
         self.conv_out = nn.Conv2d(block_in, out_ch, kernel_size=3, stride=1, padding=1)
+
+    def attention_layers(self) -> dict[str, AttnBlock]:
+        """Every attention block by name, in execution order: ``input_<n>_attn`` (encoder),
+        ``middle_attn``, ``output_<n>_attn`` (decoder), ``n`` counting that part's attention blocks
+        from 0 (SSD's CelebA config calls the three 16×16 decoder blocks ``output_0..2_attn``;
+        fashion32 has two, at 8×8). Used by :mod:`invkit.injection`."""
+        enc = [a for level in self.down for a in level.attn]
+        dec = [a for i in reversed(range(self.num_resolutions)) for a in self.up[i].attn]
+        out: dict[str, AttnBlock] = {f"input_{n}_attn": a for n, a in enumerate(enc)}
+        out["middle_attn"] = self.mid.attn_1
+        out.update({f"output_{n}_attn": a for n, a in enumerate(dec)})
+        return out
 
     def _run(self, fn, *args: torch.Tensor) -> torch.Tensor:
         if self.grad_checkpoint and torch.is_grad_enabled():

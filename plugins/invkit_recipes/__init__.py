@@ -131,6 +131,48 @@ def ssd(task: str | None = None, **overrides: Any) -> Recipe:
     return _ssd("ssd", task, F, B, overrides)
 
 
+# -- SSD with attention injection / DPM-Solver++(2M) steps (issue 13) ---------------------------
+#: The reference's injection choices (SSD commit bcc24cb, spec ssd.md §3.4): inversion-list
+#: indices 6..13 at 100 NFE, 2 and 3 at 30 NFE; every decoder attention block.
+SSD_INJECT_STEPS: dict[int, tuple[int, ...]] = {15: tuple(range(6, 14)), 5: (2, 3)}
+
+
+def ssd_inject_30(task: str | None = None, **overrides: Any) -> Recipe:
+    """SSD-30 with attention injection at inversion indices 2, 3 (t = 274, 412 at t0 = 550); 29 calls."""
+    from invkit.injection import AttentionInjection
+
+    overrides.setdefault("injection", AttentionInjection(steps=SSD_INJECT_STEPS[5]))
+    return _ssd("ssd-inject-30", task, 5, 25, overrides)
+
+
+def ssd_inject_100(task: str | None = None, **overrides: Any) -> Recipe:
+    """SSD-100 with attention injection at inversion indices 6..13 (t = 235…510 at t0 = 550); 99 calls."""
+    from invkit.injection import AttentionInjection
+
+    overrides.setdefault("injection", AttentionInjection(steps=SSD_INJECT_STEPS[15]))
+    return _ssd("ssd-inject-100", task, 15, 85, overrides)
+
+
+def _ssd_2m(name: str, task: str | None, F: int, B: int, overrides: dict[str, Any]) -> Recipe:
+    from invkit.guidance import BackProj
+    from invkit.multistep import DPMSolver2M
+
+    overrides.setdefault("guidance", DPMSolver2M(BackProj()))
+    return _ssd(name, task, F, B, overrides)
+
+
+def ssd_2m_30(task: str | None = None, **overrides: Any) -> Recipe:
+    """SSD-30 with DPM-Solver++(2M) generation steps around back projection; 29 calls."""
+    return _ssd_2m("ssd-2m-30", task, 5, 25, overrides)
+
+
+def ssd_2m(task: str | None = None, **overrides: Any) -> Recipe:
+    """SSD-2M with explicit inversion_steps=F and generation_steps=B (F − 1 + B network calls)."""
+    _require("ssd-2m", overrides, "inversion_steps", "generation_steps")
+    F, B = overrides.pop("inversion_steps"), overrides.pop("generation_steps")
+    return _ssd_2m("ssd-2m", task, F, B, overrides)
+
+
 # -- DDNM / DDNM+ (Wang et al., ICLR 2023) -------------------------------------------------------
 def _ddnm(name: str, task: str | None, B: int, overrides: dict[str, Any]) -> Recipe:
     _task(name, task)
@@ -257,6 +299,10 @@ PRESETS: dict[str, tuple[Callable[..., Recipe], int | None]] = {
     "ssd-100": (ssd_100, 99),
     "ssd+-100": (ssd_plus_100, 99),
     "ssd": (ssd, None),
+    "ssd-inject-30": (ssd_inject_30, 29),
+    "ssd-inject-100": (ssd_inject_100, 99),
+    "ssd-2m-30": (ssd_2m_30, 29),
+    "ssd-2m": (ssd_2m, None),
     "ddnm-30": (ddnm_30, 30),
     "ddnm-100": (ddnm_100, 100),
     "ddnm+": (ddnm_plus, 100),

@@ -192,7 +192,7 @@ def test_progress_bar_runs(capsys):
         (dict(eta=1.2), r"\[0, 1\]"),
         (dict(eta=-0.1), r"\[0, 1\]"),
         (dict(t0=0), "t0"),
-        (dict(spacing="quadratic"), "spacing"),
+        (dict(spacing="cubic"), "spacing"),
         (dict(inverter="DA"), "Inverter"),
         (dict(guidance=None), "Guidance"),
         (dict(clamp=1), "True or False"),
