@@ -77,6 +77,8 @@ _LAZY = {
     "DDNMPlus": "guidance",
     "DPS": "guidance",
     "DDRM": "guidance",
+    "DPMSolver2M": "multistep",
+    "AttentionInjection": "injection",
     "Recipe": "sampling",
     "RunResult": "sampling",
     "StepInfo": "sampling",
