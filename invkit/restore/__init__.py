@@ -1,0 +1,82 @@
+"""``invkit restore``: restoring a user's own images (see :mod:`invkit.restore.core`).
+
+The core (this package's :mod:`~invkit.restore.images` and :mod:`~invkit.restore.core`) turns
+one image into a restoration; :mod:`invkit.restore.files` (folders, manifests, resume, sharding)
+builds on it. ``invkit.restore(...)`` is :func:`restore`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .core import (
+    DTYPES,
+    LOCAL_OPERATORS,
+    RESTORE_TASKS,
+    TILEABLE_OPERATORS,
+    Job,
+    RestoreResult,
+    Tile,
+    TileOperator,
+    batch_key,
+    build_recipe,
+    data_dtype,
+    padding,
+    prepare,
+    read_kernel,
+    read_mask,
+    reflect_pad,
+    restore,
+    restore_batch,
+    sample_generators,
+    sample_seed,
+    seam_stats,
+    size_multiple,
+    tile_plan,
+)
+from .images import IMAGE_SUFFIXES, Picture, match_channels, read_image, resize_alpha, to_uint, write_image
+
+__all__ = [
+    "DTYPES",
+    "IMAGE_SUFFIXES",
+    "LOCAL_OPERATORS",
+    "RESTORE_TASKS",
+    "TILEABLE_OPERATORS",
+    "Job",
+    "Picture",
+    "RestoreResult",
+    "Tile",
+    "TileOperator",
+    "batch_key",
+    "build_recipe",
+    "data_dtype",
+    "match_channels",
+    "padding",
+    "prepare",
+    "read_image",
+    "read_kernel",
+    "read_mask",
+    "reflect_pad",
+    "resize_alpha",
+    "restore",
+    "restore_batch",
+    "sample_generators",
+    "sample_seed",
+    "seam_stats",
+    "size_multiple",
+    "tile_plan",
+    "to_uint",
+    "write_image",
+]
+
+# the files layer (restore_files, ...) lives in .files, loaded on first use
+_FILES = ("restore_files",)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FILES:
+        value = getattr(importlib.import_module(".files", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'invkit.restore' has no attribute {name!r}")
