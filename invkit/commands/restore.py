@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     "dtype": "float32",
     "tile": "auto",
-    "bit_depth": 8,
+    "bit_depth": None,
     "threads": 1,
     "overwrite": False,
     "quiet": False,
@@ -97,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "restore") -> Non
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cpu)")
     parser.add_argument("--dtype", choices=["float32", "float64", "bfloat16", "float16"], help="default: float32")
     parser.add_argument("--tile", help="auto (tile inputs larger than the model), off, or a tile size in pixels (default: auto)")
-    parser.add_argument("--bit-depth", type=int, choices=[8, 16], help="PNG bit depth of the outputs (default: 8)")
+    parser.add_argument("--bit-depth", type=int, choices=[8, 16], help="PNG bit depth of the outputs (default: the input's: 16 for 16-bit gray files, else 8)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: 1)")
     parser.add_argument("--overwrite", action="store_true", default=None, help="replace the outputs of a run with other settings in --out")
     parser.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
