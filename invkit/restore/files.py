@@ -568,7 +568,7 @@ def restore_files(
                 raise ConfigError(f"two outputs would share the name {name}: of {str(names[name])!r} and {str(s.path)!r}; rename one input")
             names[name] = s.path
     if model is None:
-        model = load_backbone(settings.backbone, checkpoint=settings.checkpoint, device=device, dtype=dtype, options=settings.backbone_options)
+        model = _load_backbone(settings, device, dtype, load_backbone)
     channels = int(getattr(model, "channels", 0) or 0)
     if settings.bit_depth == 16 and channels != 1:
         raise ConfigError("--bit-depth 16 is for gray outputs (a 1-channel backbone); PNG colour is written at 8 bits")
@@ -778,6 +778,20 @@ def _check_masks(settings: RestoreSettings, sources: Sequence[Source], sizes: Ma
                 f"the mask {str(m)!r} is {hw[0]}×{hw[1]} but its input {str(s.path)!r} is {sizes[s.key][0]}×{sizes[s.key][1]}; "
                 "masks are never resized"
             )
+
+
+def _load_backbone(s: RestoreSettings, device: str, dtype: str, load: Callable) -> Any:
+    """The backbone, with any failure to build or load it as a typed error (a bad option or a
+    checkpoint that does not fit is the user's to fix, not a traceback)."""
+    from ..errors import CheckpointError
+
+    try:
+        return load(s.backbone, checkpoint=s.checkpoint, device=device, dtype=dtype, options=s.backbone_options)
+    except InvkitError:
+        raise
+    except (TypeError, ValueError, RuntimeError, OSError, KeyError) as exc:
+        what = f"checkpoint {s.checkpoint!r}" if s.checkpoint else f"backbone {s.backbone!r} with options {dict(s.backbone_options)}"
+        raise CheckpointError(f"could not load the {what}: {type(exc).__name__}: {exc}") from exc
 
 
 def _jsonable(obj: Any) -> Any:
