@@ -608,6 +608,8 @@ def restore_files(
 
     # -- the folder (rank 0), then every process --------------------------------------------
     dist = _dist() if world > 1 else None
+    if world > 1 and dist is None:
+        raise ConfigError("shard=(rank, world) needs an initialised torch.distributed process group (run under torchrun)")
     run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}-{os.getpid()}"
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
