@@ -8,6 +8,8 @@ builds on it. ``invkit.restore(...)`` is :func:`restore`.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from .core import (
@@ -80,3 +82,16 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'invkit.restore' has no attribute {name!r}")
+
+
+class _CallableModule(types.ModuleType):
+    """``invkit.restore`` is both this package and the function :func:`restore`: importing the
+    package binds the *module* to ``invkit.restore`` (Python sets a package's submodules as its
+    attributes), so the module itself forwards calls to the function and
+    ``invkit.restore(image, ...)`` works whichever of the two the name holds."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return restore(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -290,3 +290,13 @@ def test_public_restore_with_fashion32():
     y = rand((1, 8, 6), seed=8) * 0.5
     x = restore(y, "sr4", recipe="ssd-30:inversion_steps=2,generation_steps=3")
     assert x.shape == (1, 32, 24) and x.dtype == torch.float32
+
+
+def test_the_package_is_callable_as_invkit_restore():
+    import invkit
+    import invkit.restore as package
+
+    # importing the package binds the module to invkit.restore; it forwards calls to restore()
+    assert invkit.restore is package and callable(package)
+    x = package(rand((1, 2, 2)), "sr4", recipe="input", backbone=tiny())
+    assert x.shape == (1, 8, 8)
