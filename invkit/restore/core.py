@@ -417,6 +417,15 @@ def prepare(
         x_shape = _shape_of(op, y)
         if len(x_shape) != 3:
             raise CapabilityError(f"operator {t.operator!r} gives x of shape {x_shape} for this image; restore needs (C, H, W)")
+        try:
+            y_probe = op.A(torch.zeros((1,) + tuple(x_shape), dtype=y.dtype))
+        except Exception as exc:  # noqa: BLE001 - a third-party operator may raise anything
+            raise CapabilityError(f"operator {t.operator!r} cannot be applied to x of shape {x_shape} ({exc})") from exc
+        if tuple(y_probe.shape[1:]) != tuple(y.shape):
+            raise CapabilityError(
+                f"operator {t.operator!r} says x has shape {x_shape} for y of shape {tuple(y.shape)}, but maps it to "
+                f"{tuple(y_probe.shape[1:])}; in measured mode an operator must implement input_shape(y_shape)"
+            )
         if x_shape[0] != channels:
             raise CapabilityError(f"operator {t.operator!r} restores {x_shape[0]} channel(s) but the backbone has {channels}")
         return Job(label, index, seed, mode, t, noise, y.contiguous(), m, tuple(int(v) for v in x_shape),
@@ -901,7 +910,13 @@ def restore_batch(
                 top_op = TileOperator(free_op, (C, t.height, t.width), (t.overlap_h, t.overlap_w), tuple(y_free.shape[1:]))
                 patch = canvas[..., t.top : r1, t.left : c1]
                 y_t = top_op.join(y_free, patch[..., top_op.known.to(device)])
-                res = rec.run(model, y_t, top_op, generator=gens, return_info=True)
+                try:
+                    res = rec.run(model, y_t, top_op, generator=gens, return_info=True)
+                except CapabilityError as exc:
+                    raise CapabilityError(
+                        f"{exc} — a tile's operator (the task on the new pixels plus the overlap) has no SVD view: "
+                        f"tile with a back-projection recipe (ssd-30, ddnm-30) or use tile='off'"
+                    ) from exc
                 canvas[..., r0:r1, c0:c1] = res.x[..., t.overlap_h :, t.overlap_w :]
                 nfe += int(res.nfe)
             x_all = canvas

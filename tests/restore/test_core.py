@@ -8,6 +8,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from invkit import hookimpl
+from invkit.operator import Operator
+from invkit.plugins import register_plugin, unregister_plugin
 from invkit.errors import CapabilityError, ConfigError, InvalidInputError, UnknownNameError
 from invkit.evaluation import TASKS, image_seed
 from invkit.models import NetBackbone
@@ -171,6 +174,30 @@ def test_any_registered_operator():
         restore(y, "sr4", operator="no_such_operator", backbone=tiny())
     with pytest.raises(UnknownNameError):
         prepare(y, "sr5", backbone=1)
+
+
+class _Halve(Operator):
+    """A third-party operator that changes the shape but cannot say the input shape."""
+
+    def A(self, x):
+        return x[..., ::2, ::2]
+
+
+class _HalvePlugin:
+    @hookimpl
+    def invkit_register_operators(self, register):
+        register("test_halve", _Halve, description="keeps every other pixel; no input_shape")
+
+
+def test_measured_mode_needs_an_operator_that_knows_its_input_shape():
+    name = register_plugin(_HalvePlugin(), "restore-tests")
+    try:
+        with pytest.raises(CapabilityError, match="input_shape"):
+            prepare(rand((1, 4, 4)), "sr4", operator="test_halve", backbone=1)
+        job = prepare(rand((1, 8, 8)), "sr4", operator="test_halve", backbone=1, mode="degrade")
+        assert job.y.shape == (1, 4, 4)  # in degrade mode it is simply applied to x
+    finally:
+        unregister_plugin(name)
 
 
 def test_input_baseline_is_the_pseudo_inverse():

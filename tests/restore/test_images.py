@@ -94,6 +94,8 @@ def test_unreadable_files_name_the_file(tmp_path):
     txt.write_text("hello")
     with pytest.raises(InvalidInputError, match="notes.png"):
         read_image(txt)
+    with pytest.raises(InvalidInputError, match="folder"):
+        read_image(tmp_path)
     with pytest.raises(MissingFileError, match="nope.png"):
         read_image(tmp_path / "nope.png")
     good = tmp_path / "trunc.png"

@@ -147,3 +147,8 @@ def test_seam_stats_sees_a_seam():
     seamed[..., :, 16:] += 0.5  # a jump at the first column border (the end of tile 0)
     s = seam_stats(seamed, 16, 4)
     assert s["ratio"] > 10
+
+
+def test_spectral_recipes_are_told_how_to_tile():
+    with pytest.raises(CapabilityError, match="tile='off'"):
+        restore(rand((1, 6, 6)), "sr4", recipe="ddrm:generation_steps=2", backbone=tiny(), tile=8)
