@@ -740,7 +740,8 @@ class RestoreResult:
         consistency: ``max_k ‖A x̂_k − y‖₂`` over the samples, with ``A`` on the given grid. No
             ``x`` does better than ``‖A A⁺y − y‖₂`` (``info["consistency_floor"]``: the part of
             ``y`` outside the range of ``A``, zero for a ``y`` that ``A`` can produce).
-        psnr: PSNR (dB, uint8) of ``x`` against ``x_true`` in degrade mode, else None.
+        psnr: PSNR (dB) of ``x`` against ``x_true`` in degrade mode, measured as ``invkit eval``
+            does (``x`` quantised as SSD saves it, ``x_true``'s own uint8 pixels), else None.
         ssim: SSIM likewise, else None.
         name, index: the job's.
         alpha: the input's alpha resized to ``(H, W)``, or None.
@@ -793,6 +794,18 @@ def _ends_consistent(recipe, noise) -> bool:
     if isinstance(g, BackProj):
         return True
     return isinstance(g, DDNMPlus) and float(getattr(g, "sigma_y", 0.0)) == 0.0
+
+
+def _quality(x_hat: torch.Tensor, x_true: torch.Tensor) -> tuple[float, float]:
+    """PSNR and SSIM exactly as ``invkit eval`` measures them: the restoration quantised as SSD
+    saves it (truncated) against the ground truth's own (rounded) uint8 pixels."""
+    from .. import metrics
+    from ..data import to_unit_range
+    from ..evaluation import ground_truth_uint8
+
+    a = to_unit_range(metrics.to_uint8(x_hat[None].detach().cpu()), torch.float64)
+    b = to_unit_range(ground_truth_uint8(x_true[None]), torch.float64)
+    return float(metrics.psnr(a, b, quantize=False)[0]), float(metrics.ssim(a, b, quantize=False)[0])
 
 
 def restore_batch(
@@ -948,9 +961,7 @@ def restore_batch(
             floor = float(metrics.consistency(op_i, pinv[i : i + 1], y[i : i + 1])[0])
             psnr = ssim = None
             if job.x_true is not None:
-                xt = job.x_true.to(device=device, dtype=dtype)[None]
-                psnr = float(metrics.psnr(xm[None].cpu().double(), xt.cpu().double())[0])
-                ssim = float(metrics.ssim(xm[None].cpu().double(), xt.cpu().double())[0])
+                psnr, ssim = _quality(xm, job.x_true)
             alpha = None
             if job.alpha is not None:
                 from .images import resize_alpha

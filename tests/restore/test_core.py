@@ -327,3 +327,15 @@ def test_the_package_is_callable_as_invkit_restore():
     assert invkit.restore is package and callable(package)
     x = package(rand((1, 2, 2)), "sr4", recipe="input", backbone=tiny())
     assert x.shape == (1, 8, 8)
+
+
+def test_degrade_reproduces_invkit_eval_per_image():
+    from invkit.evaluation import EvalConfig, evaluate
+
+    model = tiny(image_size=None, multiple=1)
+    x = torch.stack([rand((1, 16, 16), seed=20 + i) for i in range(3)])
+    for task in ("sr4", "inpaint-random"):
+        ev = evaluate(EvalConfig(task=task, methods=(FAST,), n=3, seed=5, batch_size=2), model=model, images=x)
+        jobs = [prepare(x[i], task, backbone=model, mode="degrade", seed=5, index=i) for i in range(3)]
+        for row, res in zip(ev.rows, restore_batch(jobs, model, FAST)):
+            assert (row["index"], row["psnr"], row["ssim"]) == (res.index, res.psnr, res.ssim)
