@@ -68,6 +68,8 @@ __all__ = [
     "size_multiple",
     "padding",
     "tile_plan",
+    "Plan",
+    "plan_job",
     "sample_seed",
     "sample_generators",
     "batch_key",
@@ -808,6 +810,119 @@ def _quality(x_hat: torch.Tensor, x_true: torch.Tensor) -> tuple[float, float]:
     return float(metrics.psnr(a, b, quantize=False)[0]), float(metrics.ssim(a, b, quantize=False)[0])
 
 
+@attrs.frozen
+class Plan:
+    """How a job runs on a backbone: the padded grid and the tiles (see :func:`plan_job`).
+
+    Attributes:
+        multiple: the backbone's :func:`size_multiple`.
+        scale: the ``x``/``y`` grid ratio (1 when ``y`` is not a coarser image grid).
+        size: the restoration's ``(H, W)``.
+        padded: the padded ``(H', W')`` the recipe runs on.
+        tile: the tile size, or None for one whole-image run.
+        overlap: the tile overlap in pixels (None without tiles).
+        tiles: the :class:`Tile` s in raster order (empty without tiles).
+        notes: the decisions made, one sentence each.
+    """
+
+    multiple: int
+    scale: int
+    size: tuple[int, int]
+    padded: tuple[int, int]
+    tile: int | None
+    overlap: int | None
+    tiles: tuple[Tile, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def y_size(self) -> tuple[int, int]:
+        """The padded measurement's ``(h', w')``."""
+        return self.padded[0] // self.scale, self.padded[1] // self.scale
+
+    @property
+    def surrogate(self) -> bool:
+        """Whether the recipe runs on another problem than the given one (padded or tiled)."""
+        return self.padded != self.size or self.tile is not None
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"size_multiple": self.multiple, "padded": list(self.padded), "tile": self.tile}
+        if self.tile is not None:
+            out["overlap"] = self.overlap
+            out["tiles"] = len(self.tiles)
+        return out
+
+
+def plan_job(job: Job, model: Any, *, tile: Any = "auto", overlap: int | None = None) -> Plan:
+    """Decide padding and tiling for ``job`` on ``model``, without running anything.
+
+    The grid is padded to multiples of ``lcm(size_multiple(model), scale)``
+    (:func:`padding`). Tiling: ``tile="auto"`` tiles when the padded output exceeds the
+    backbone's ``image_size`` in either side and the backbone has one (a size-agnostic backbone,
+    ``image_size = None``, runs whole; fashion32, trained at 32 px, tiles a 128×96 output into
+    32-px tiles); an operator that cannot be tiled then runs whole with a note (or, on a
+    backbone that only takes its ``image_size``, raises). ``tile=N`` forces N-px tiles;
+    ``"off"`` never tiles. The overlap defaults to a quarter of the tile rounded up to the SR
+    scale (8 px for 32-px tiles at ×2, ×4 and ×8).
+
+    Raises:
+        CapabilityError: the job's size cannot be made to fit the backbone, or tiling is asked
+            for an operator that cannot be tiled.
+        ConfigError: a bad ``tile`` or ``overlap``.
+    """
+    mult = size_multiple(model)
+    H, W = job.x_shape[-2:]
+    scale = job.scale
+    notes: list[str] = []
+    if scale is None:
+        if H % mult or W % mult:
+            raise CapabilityError(
+                f"operator {job.task.operator!r} measures no image grid, so it cannot be padded; the backbone needs "
+                f"H and W multiples of {mult}: give images whose restoration is such a size"
+            )
+        Hp, Wp, scale = H, W, 1
+    else:
+        Hp, Wp = padding((H, W), scale, mult)
+    if (Hp, Wp) != (H, W):
+        notes.append(f"padded (reflect) from {H}×{W} to {Hp}×{Wp} for the backbone (multiples of {mult}); cropped back")
+    size, note = _tile_size(tile, model, scale, mult, (Hp, Wp), job.task.operator, job.tileable)
+    if note:
+        notes.append(note)
+    if size is None:
+        return Plan(mult, scale, (H, W), (Hp, Wp), None, None, (), tuple(notes))
+    ov = overlap if overlap is not None else -(-(size // 4) // scale) * scale
+    if isinstance(ov, bool) or not isinstance(ov, int) or ov % scale or not 0 <= ov < size:
+        raise ConfigError(f"overlap must be a multiple of the scale {scale} in [0, tile) = [0, {size}), got {ov!r}")
+    tiles = tuple(tile_plan((Hp, Wp), size, ov))
+    notes.append(f"restored in {len(tiles)} tiles of {size} px (overlap {ov} px) with mask-shift")
+    return Plan(mult, scale, (H, W), (Hp, Wp), size, ov, tiles, tuple(notes))
+
+
+def _run_tiles(job: Job, plan: Plan, model: Any, rec: Any, yK: torch.Tensor, mK: torch.Tensor | None, gens, progress: bool):
+    """Mask-shift restoration tile by tile (see :class:`TileOperator`): (canvas, network calls)."""
+    from tqdm.auto import tqdm
+
+    C, s = job.x_shape[0], plan.scale
+    canvas = torch.zeros((yK.shape[0], C) + tuple(plan.padded), dtype=yK.dtype, device=yK.device)
+    nfe = 0
+    for t in tqdm(plan.tiles, desc="tiles", disable=not progress):
+        r0, c0 = t.top + t.overlap_h, t.left + t.overlap_w
+        r1, c1 = t.top + t.height, t.left + t.width
+        free_op = job.operator(None if mK is None else mK[..., r0:r1, c0:c1]).to(device=yK.device, dtype=yK.dtype)
+        y_free = yK[..., r0 // s : r1 // s, c0 // s : c1 // s]
+        op = TileOperator(free_op, (C, t.height, t.width), (t.overlap_h, t.overlap_w), tuple(y_free.shape[1:]))
+        y_t = op.join(y_free, canvas[..., t.top : r1, t.left : c1][..., op.known.to(yK.device)])
+        try:
+            res = rec.run(model, y_t, op, generator=gens, return_info=True)
+        except CapabilityError as exc:
+            raise CapabilityError(
+                f"{exc} — a tile's operator (the task on the new pixels plus the overlap) has no SVD view: "
+                f"tile with a back-projection recipe (ssd-30, ddnm-30) or use tile='off'"
+            ) from exc
+        canvas[..., r0:r1, c0:c1] = res.x[..., t.overlap_h :, t.overlap_w :]
+        nfe += int(res.nfe)
+    return canvas, nfe
+
+
 def restore_batch(
     jobs: Sequence[Job],
     model: Any,
@@ -850,8 +965,6 @@ def restore_batch(
         CapabilityError: tiling asked for an operator that cannot be tiled; a size the backbone
             cannot take.
     """
-    from tqdm.auto import tqdm
-
     from .. import metrics
 
     if not jobs:
@@ -865,7 +978,7 @@ def restore_batch(
     device = torch.device(device) if device is not None else getattr(model, "device", torch.device("cpu"))
     dtype = dtype or first.y.dtype
     rec = build_recipe(recipe, first)
-    notes: list[str] = []
+    plan = None if rec is None else plan_job(first, model, tile=tile, overlap=overlap)
     start = time.perf_counter()
     y = torch.stack([j.y for j in jobs]).to(device=device, dtype=dtype)
     masks = None if first.mask is None else torch.stack([j.mask for j in jobs]).to(device=device, dtype=dtype)
@@ -874,69 +987,24 @@ def restore_batch(
         pinv = op.pinv(y)
     C, H, W = first.x_shape
     info: dict[str, Any] = {"recipe": repr(rec) if rec is not None else "input", "samples": K}
-
+    notes: list[str] = []
     if rec is None:
-        x_all = pinv.repeat_interleave(K, dim=0)
-        nfe = 0
+        x_all, nfe = pinv.repeat_interleave(K, dim=0), 0
     else:
-        mult = size_multiple(model)
-        scale = first.scale
-        if scale is None:
-            if H % mult or W % mult:
-                raise CapabilityError(
-                    f"operator {first.task.operator!r} measures no image grid, so it cannot be padded; the backbone needs "
-                    f"H and W multiples of {mult}: give images whose restoration is such a size"
-                )
-            Hp, Wp, scale = H, W, 1
-        else:
-            Hp, Wp = padding((H, W), scale, mult)
-        tile_size, note = _tile_size(tile, model, scale, mult, (Hp, Wp), first.task.operator, first.tileable)
-        if note:
-            notes.append(note)
-        info.update({"size_multiple": mult, "padded": [Hp, Wp], "tile": tile_size})
-        h, w = Hp // scale, Wp // scale
-        y_pad = reflect_pad(y, (h, w)) if (Hp, Wp) != (H, W) else y
-        m_pad = None if masks is None else reflect_pad(masks, (Hp, Wp))
-        if (Hp, Wp) != (H, W):
-            notes.append(f"padded (reflect) from {H}×{W} to {Hp}×{Wp} for the backbone (multiples of {mult}); cropped back")
+        notes += plan.notes
+        info.update(plan.info())
+        yK = reflect_pad(y, plan.y_size).repeat_interleave(K, dim=0)
+        mK = None if masks is None else reflect_pad(masks, plan.padded).repeat_interleave(K, dim=0)
         gens = [g for j in jobs for g in sample_generators(j.seed, j.index, K, device)]
-        yK = y_pad.repeat_interleave(K, dim=0)
-        mK = None if m_pad is None else m_pad.repeat_interleave(K, dim=0)
-        if tile_size is None:
+        if plan.tile is None:
             op_pad = first.operator(mK).to(device=device, dtype=dtype)
-            res = rec.run(model, yK, op_pad, generator=gens, return_info=True)
+            res = rec.run(model, yK, op_pad, generator=gens, return_info=True, progress=progress)
             x_all, nfe = res.x, int(res.nfe)
         else:
-            ov = overlap if overlap is not None else -(-(tile_size // 4) // scale) * scale
-            if ov % scale or not 0 <= ov < tile_size:
-                raise ConfigError(f"overlap must be a multiple of the scale {scale} in [0, tile) = [0, {tile_size}), got {ov}")
-            info["overlap"] = ov
-            plan = tile_plan((Hp, Wp), tile_size, ov)
-            canvas = torch.zeros((B * K, C, Hp, Wp), dtype=dtype, device=device)
-            nfe = 0
-            for t in tqdm(plan, desc="tiles", disable=not progress):
-                r0, c0 = t.top + t.overlap_h, t.left + t.overlap_w
-                r1, c1 = t.top + t.height, t.left + t.width
-                free_mask = None if mK is None else mK[..., r0:r1, c0:c1]
-                free_op = first.operator(free_mask).to(device=device, dtype=dtype)
-                y_free = yK[..., r0 // scale : r1 // scale, c0 // scale : c1 // scale]
-                top_op = TileOperator(free_op, (C, t.height, t.width), (t.overlap_h, t.overlap_w), tuple(y_free.shape[1:]))
-                patch = canvas[..., t.top : r1, t.left : c1]
-                y_t = top_op.join(y_free, patch[..., top_op.known.to(device)])
-                try:
-                    res = rec.run(model, y_t, top_op, generator=gens, return_info=True)
-                except CapabilityError as exc:
-                    raise CapabilityError(
-                        f"{exc} — a tile's operator (the task on the new pixels plus the overlap) has no SVD view: "
-                        f"tile with a back-projection recipe (ssd-30, ddnm-30) or use tile='off'"
-                    ) from exc
-                canvas[..., r0:r1, c0:c1] = res.x[..., t.overlap_h :, t.overlap_w :]
-                nfe += int(res.nfe)
-            x_all = canvas
-            notes.append(f"restored in {len(plan)} tiles of {tile_size} px (overlap {ov} px) with mask-shift")
+            x_all, nfe = _run_tiles(first, plan, model, rec, yK, mK, gens, progress)
         x_all = x_all[..., :H, :W]
-        surrogate = (Hp, Wp) != (H, W) or tile_size is not None
-        if surrogate and not first.local:
+        if plan.surrogate and not first.local:
+            # the padded/tiled operator was a surrogate of the given one: finish on the given grid
             if _ends_consistent(rec, first.noise):
                 opK = first.operator(None if masks is None else masks.repeat_interleave(K, dim=0)).to(device=device, dtype=dtype)
                 with torch.no_grad():
