@@ -8,6 +8,8 @@ builds on it. ``invkit.restore(...)`` is :func:`restore`.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from .core import (
@@ -16,6 +18,7 @@ from .core import (
     RESTORE_TASKS,
     TILEABLE_OPERATORS,
     Job,
+    Plan,
     RestoreResult,
     Tile,
     TileOperator,
@@ -23,6 +26,7 @@ from .core import (
     build_recipe,
     data_dtype,
     padding,
+    plan_job,
     prepare,
     read_kernel,
     read_mask,
@@ -44,6 +48,7 @@ __all__ = [
     "RESTORE_TASKS",
     "TILEABLE_OPERATORS",
     "Job",
+    "Plan",
     "Picture",
     "RestoreResult",
     "Tile",
@@ -53,6 +58,7 @@ __all__ = [
     "data_dtype",
     "match_channels",
     "padding",
+    "plan_job",
     "prepare",
     "read_image",
     "read_kernel",
@@ -80,3 +86,16 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'invkit.restore' has no attribute {name!r}")
+
+
+class _CallableModule(types.ModuleType):
+    """``invkit.restore`` is both this package and the function :func:`restore`: importing the
+    package binds the *module* to ``invkit.restore`` (Python sets a package's submodules as its
+    attributes), so the module itself forwards calls to the function and
+    ``invkit.restore(image, ...)`` works whichever of the two the name holds."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return restore(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -68,6 +68,8 @@ __all__ = [
     "size_multiple",
     "padding",
     "tile_plan",
+    "Plan",
+    "plan_job",
     "sample_seed",
     "sample_generators",
     "batch_key",
@@ -110,7 +112,9 @@ def _task(name: str, operator: str | None, params: Mapping[str, Any] | None):
     if name == "inpainting":
         base = Task("inpainting", "inpainting", "inpainting", description="the user's own mask (white = known)")
     elif name == "blur":
-        base = Task("blur", "blur_fft", "deblur", description="circular blur with the user's own kernel")
+        # rcond 3e-2 (DeblurGauss's cut) rather than blur_fft's 1e-3: a real photo's noise and
+        # quantisation at frequencies the kernel nearly removes would be amplified 1000×
+        base = Task("blur", "blur_fft", "deblur", {"rcond": 3e-2}, description="circular blur with the user's own kernel")
     else:
         base = get_task(name)
     if operator is None:
@@ -415,6 +419,15 @@ def prepare(
         x_shape = _shape_of(op, y)
         if len(x_shape) != 3:
             raise CapabilityError(f"operator {t.operator!r} gives x of shape {x_shape} for this image; restore needs (C, H, W)")
+        try:
+            y_probe = op.A(torch.zeros((1,) + tuple(x_shape), dtype=y.dtype))
+        except Exception as exc:  # noqa: BLE001 - a third-party operator may raise anything
+            raise CapabilityError(f"operator {t.operator!r} cannot be applied to x of shape {x_shape} ({exc})") from exc
+        if tuple(y_probe.shape[1:]) != tuple(y.shape):
+            raise CapabilityError(
+                f"operator {t.operator!r} says x has shape {x_shape} for y of shape {tuple(y.shape)}, but maps it to "
+                f"{tuple(y_probe.shape[1:])}; in measured mode an operator must implement input_shape(y_shape)"
+            )
         if x_shape[0] != channels:
             raise CapabilityError(f"operator {t.operator!r} restores {x_shape[0]} channel(s) but the backbone has {channels}")
         return Job(label, index, seed, mode, t, noise, y.contiguous(), m, tuple(int(v) for v in x_shape),
@@ -726,8 +739,11 @@ class RestoreResult:
         x_true: the clean image in degrade mode, else None.
         nfe: network calls per sample (summed over tiles).
         seconds: wall time per image (the batch's time divided by its size).
-        consistency: ``max_k ‖A x̂_k − y‖₂`` over the samples, with ``A`` on the given grid.
-        psnr: PSNR (dB, uint8) of ``x`` against ``x_true`` in degrade mode, else None.
+        consistency: ``max_k ‖A x̂_k − y‖₂`` over the samples, with ``A`` on the given grid. No
+            ``x`` does better than ``‖A A⁺y − y‖₂`` (``info["consistency_floor"]``: the part of
+            ``y`` outside the range of ``A``, zero for a ``y`` that ``A`` can produce).
+        psnr: PSNR (dB) of ``x`` against ``x_true`` in degrade mode, measured as ``invkit eval``
+            does (``x`` quantised as SSD saves it, ``x_true``'s own uint8 pixels), else None.
         ssim: SSIM likewise, else None.
         name, index: the job's.
         alpha: the input's alpha resized to ``(H, W)``, or None.
@@ -782,6 +798,131 @@ def _ends_consistent(recipe, noise) -> bool:
     return isinstance(g, DDNMPlus) and float(getattr(g, "sigma_y", 0.0)) == 0.0
 
 
+def _quality(x_hat: torch.Tensor, x_true: torch.Tensor) -> tuple[float, float]:
+    """PSNR and SSIM exactly as ``invkit eval`` measures them: the restoration quantised as SSD
+    saves it (truncated) against the ground truth's own (rounded) uint8 pixels."""
+    from .. import metrics
+    from ..data import to_unit_range
+    from ..evaluation import ground_truth_uint8
+
+    a = to_unit_range(metrics.to_uint8(x_hat[None].detach().cpu()), torch.float64)
+    b = to_unit_range(ground_truth_uint8(x_true[None]), torch.float64)
+    return float(metrics.psnr(a, b, quantize=False)[0]), float(metrics.ssim(a, b, quantize=False)[0])
+
+
+@attrs.frozen
+class Plan:
+    """How a job runs on a backbone: the padded grid and the tiles (see :func:`plan_job`).
+
+    Attributes:
+        multiple: the backbone's :func:`size_multiple`.
+        scale: the ``x``/``y`` grid ratio (1 when ``y`` is not a coarser image grid).
+        size: the restoration's ``(H, W)``.
+        padded: the padded ``(H', W')`` the recipe runs on.
+        tile: the tile size, or None for one whole-image run.
+        overlap: the tile overlap in pixels (None without tiles).
+        tiles: the :class:`Tile` s in raster order (empty without tiles).
+        notes: the decisions made, one sentence each.
+    """
+
+    multiple: int
+    scale: int
+    size: tuple[int, int]
+    padded: tuple[int, int]
+    tile: int | None
+    overlap: int | None
+    tiles: tuple[Tile, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def y_size(self) -> tuple[int, int]:
+        """The padded measurement's ``(h', w')``."""
+        return self.padded[0] // self.scale, self.padded[1] // self.scale
+
+    @property
+    def surrogate(self) -> bool:
+        """Whether the recipe runs on another problem than the given one (padded or tiled)."""
+        return self.padded != self.size or self.tile is not None
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"size_multiple": self.multiple, "padded": list(self.padded), "tile": self.tile}
+        if self.tile is not None:
+            out["overlap"] = self.overlap
+            out["tiles"] = len(self.tiles)
+        return out
+
+
+def plan_job(job: Job, model: Any, *, tile: Any = "auto", overlap: int | None = None) -> Plan:
+    """Decide padding and tiling for ``job`` on ``model``, without running anything.
+
+    The grid is padded to multiples of ``lcm(size_multiple(model), scale)``
+    (:func:`padding`). Tiling: ``tile="auto"`` tiles when the padded output exceeds the
+    backbone's ``image_size`` in either side and the backbone has one (a size-agnostic backbone,
+    ``image_size = None``, runs whole; fashion32, trained at 32 px, tiles a 128×96 output into
+    32-px tiles); an operator that cannot be tiled then runs whole with a note (or, on a
+    backbone that only takes its ``image_size``, raises). ``tile=N`` forces N-px tiles;
+    ``"off"`` never tiles. The overlap defaults to a quarter of the tile rounded up to the SR
+    scale (8 px for 32-px tiles at ×2, ×4 and ×8).
+
+    Raises:
+        CapabilityError: the job's size cannot be made to fit the backbone, or tiling is asked
+            for an operator that cannot be tiled.
+        ConfigError: a bad ``tile`` or ``overlap``.
+    """
+    mult = size_multiple(model)
+    H, W = job.x_shape[-2:]
+    scale = job.scale
+    notes: list[str] = []
+    if scale is None:
+        if H % mult or W % mult:
+            raise CapabilityError(
+                f"operator {job.task.operator!r} measures no image grid, so it cannot be padded; the backbone needs "
+                f"H and W multiples of {mult}: give images whose restoration is such a size"
+            )
+        Hp, Wp, scale = H, W, 1
+    else:
+        Hp, Wp = padding((H, W), scale, mult)
+    if (Hp, Wp) != (H, W):
+        notes.append(f"padded (reflect) from {H}×{W} to {Hp}×{Wp} for the backbone (multiples of {mult}); cropped back")
+    size, note = _tile_size(tile, model, scale, mult, (Hp, Wp), job.task.operator, job.tileable)
+    if note:
+        notes.append(note)
+    if size is None:
+        return Plan(mult, scale, (H, W), (Hp, Wp), None, None, (), tuple(notes))
+    ov = overlap if overlap is not None else -(-(size // 4) // scale) * scale
+    if isinstance(ov, bool) or not isinstance(ov, int) or ov % scale or not 0 <= ov < size:
+        raise ConfigError(f"overlap must be a multiple of the scale {scale} in [0, tile) = [0, {size}), got {ov!r}")
+    tiles = tuple(tile_plan((Hp, Wp), size, ov))
+    notes.append(f"restored in {len(tiles)} tiles of {size} px (overlap {ov} px) with mask-shift")
+    return Plan(mult, scale, (H, W), (Hp, Wp), size, ov, tiles, tuple(notes))
+
+
+def _run_tiles(job: Job, plan: Plan, model: Any, rec: Any, yK: torch.Tensor, mK: torch.Tensor | None, gens, progress: bool):
+    """Mask-shift restoration tile by tile (see :class:`TileOperator`): (canvas, network calls)."""
+    from tqdm.auto import tqdm
+
+    C, s = job.x_shape[0], plan.scale
+    canvas = torch.zeros((yK.shape[0], C) + tuple(plan.padded), dtype=yK.dtype, device=yK.device)
+    nfe = 0
+    for t in tqdm(plan.tiles, desc="tiles", disable=not progress):
+        r0, c0 = t.top + t.overlap_h, t.left + t.overlap_w
+        r1, c1 = t.top + t.height, t.left + t.width
+        free_op = job.operator(None if mK is None else mK[..., r0:r1, c0:c1]).to(device=yK.device, dtype=yK.dtype)
+        y_free = yK[..., r0 // s : r1 // s, c0 // s : c1 // s]
+        op = TileOperator(free_op, (C, t.height, t.width), (t.overlap_h, t.overlap_w), tuple(y_free.shape[1:]))
+        y_t = op.join(y_free, canvas[..., t.top : r1, t.left : c1][..., op.known.to(yK.device)])
+        try:
+            res = rec.run(model, y_t, op, generator=gens, return_info=True)
+        except CapabilityError as exc:
+            raise CapabilityError(
+                f"{exc} — a tile's operator (the task on the new pixels plus the overlap) has no SVD view: "
+                f"tile with a back-projection recipe (ssd-30, ddnm-30) or use tile='off'"
+            ) from exc
+        canvas[..., r0:r1, c0:c1] = res.x[..., t.overlap_h :, t.overlap_w :]
+        nfe += int(res.nfe)
+    return canvas, nfe
+
+
 def restore_batch(
     jobs: Sequence[Job],
     model: Any,
@@ -824,8 +965,6 @@ def restore_batch(
         CapabilityError: tiling asked for an operator that cannot be tiled; a size the backbone
             cannot take.
     """
-    from tqdm.auto import tqdm
-
     from .. import metrics
 
     if not jobs:
@@ -839,7 +978,7 @@ def restore_batch(
     device = torch.device(device) if device is not None else getattr(model, "device", torch.device("cpu"))
     dtype = dtype or first.y.dtype
     rec = build_recipe(recipe, first)
-    notes: list[str] = []
+    plan = None if rec is None else plan_job(first, model, tile=tile, overlap=overlap)
     start = time.perf_counter()
     y = torch.stack([j.y for j in jobs]).to(device=device, dtype=dtype)
     masks = None if first.mask is None else torch.stack([j.mask for j in jobs]).to(device=device, dtype=dtype)
@@ -848,63 +987,24 @@ def restore_batch(
         pinv = op.pinv(y)
     C, H, W = first.x_shape
     info: dict[str, Any] = {"recipe": repr(rec) if rec is not None else "input", "samples": K}
-
+    notes: list[str] = []
     if rec is None:
-        x_all = pinv.repeat_interleave(K, dim=0)
-        nfe = 0
+        x_all, nfe = pinv.repeat_interleave(K, dim=0), 0
     else:
-        mult = size_multiple(model)
-        scale = first.scale
-        if scale is None:
-            if H % mult or W % mult:
-                raise CapabilityError(
-                    f"operator {first.task.operator!r} measures no image grid, so it cannot be padded; the backbone needs "
-                    f"H and W multiples of {mult}: give images whose restoration is such a size"
-                )
-            Hp, Wp, scale = H, W, 1
-        else:
-            Hp, Wp = padding((H, W), scale, mult)
-        tile_size, note = _tile_size(tile, model, scale, mult, (Hp, Wp), first.task.operator, first.tileable)
-        if note:
-            notes.append(note)
-        info.update({"size_multiple": mult, "padded": [Hp, Wp], "tile": tile_size})
-        h, w = Hp // scale, Wp // scale
-        y_pad = reflect_pad(y, (h, w)) if (Hp, Wp) != (H, W) else y
-        m_pad = None if masks is None else reflect_pad(masks, (Hp, Wp))
-        if (Hp, Wp) != (H, W):
-            notes.append(f"padded (reflect) from {H}×{W} to {Hp}×{Wp} for the backbone (multiples of {mult}); cropped back")
+        notes += plan.notes
+        info.update(plan.info())
+        yK = reflect_pad(y, plan.y_size).repeat_interleave(K, dim=0)
+        mK = None if masks is None else reflect_pad(masks, plan.padded).repeat_interleave(K, dim=0)
         gens = [g for j in jobs for g in sample_generators(j.seed, j.index, K, device)]
-        yK = y_pad.repeat_interleave(K, dim=0)
-        mK = None if m_pad is None else m_pad.repeat_interleave(K, dim=0)
-        if tile_size is None:
+        if plan.tile is None:
             op_pad = first.operator(mK).to(device=device, dtype=dtype)
-            res = rec.run(model, yK, op_pad, generator=gens, return_info=True)
+            res = rec.run(model, yK, op_pad, generator=gens, return_info=True, progress=progress)
             x_all, nfe = res.x, int(res.nfe)
         else:
-            ov = overlap if overlap is not None else -(-(tile_size // 4) // scale) * scale
-            if ov % scale or not 0 <= ov < tile_size:
-                raise ConfigError(f"overlap must be a multiple of the scale {scale} in [0, tile) = [0, {tile_size}), got {ov}")
-            info["overlap"] = ov
-            plan = tile_plan((Hp, Wp), tile_size, ov)
-            canvas = torch.zeros((B * K, C, Hp, Wp), dtype=dtype, device=device)
-            nfe = 0
-            for t in tqdm(plan, desc="tiles", disable=not progress):
-                r0, c0 = t.top + t.overlap_h, t.left + t.overlap_w
-                r1, c1 = t.top + t.height, t.left + t.width
-                free_mask = None if mK is None else mK[..., r0:r1, c0:c1]
-                free_op = first.operator(free_mask).to(device=device, dtype=dtype)
-                y_free = yK[..., r0 // scale : r1 // scale, c0 // scale : c1 // scale]
-                top_op = TileOperator(free_op, (C, t.height, t.width), (t.overlap_h, t.overlap_w), tuple(y_free.shape[1:]))
-                patch = canvas[..., t.top : r1, t.left : c1]
-                y_t = top_op.join(y_free, patch[..., top_op.known.to(device)])
-                res = rec.run(model, y_t, top_op, generator=gens, return_info=True)
-                canvas[..., r0:r1, c0:c1] = res.x[..., t.overlap_h :, t.overlap_w :]
-                nfe += int(res.nfe)
-            x_all = canvas
-            notes.append(f"restored in {len(plan)} tiles of {tile_size} px (overlap {ov} px) with mask-shift")
+            x_all, nfe = _run_tiles(first, plan, model, rec, yK, mK, gens, progress)
         x_all = x_all[..., :H, :W]
-        surrogate = (Hp, Wp) != (H, W) or tile_size is not None
-        if surrogate and not first.local:
+        if plan.surrogate and not first.local:
+            # the padded/tiled operator was a surrogate of the given one: finish on the given grid
             if _ends_consistent(rec, first.noise):
                 opK = first.operator(None if masks is None else masks.repeat_interleave(K, dim=0)).to(device=device, dtype=dtype)
                 with torch.no_grad():
@@ -925,11 +1025,11 @@ def restore_batch(
             std = xs.std(dim=0) if K > 1 else None
             op_i = job.operator().to(device=device, dtype=dtype)
             cons = float(metrics.consistency(op_i, xs, y[i : i + 1].expand((K,) + tuple(y.shape[1:]))).max())
+            # what no x can beat: y's part outside the range of A (noise a blur's cut removes)
+            floor = float(metrics.consistency(op_i, pinv[i : i + 1], y[i : i + 1])[0])
             psnr = ssim = None
             if job.x_true is not None:
-                xt = job.x_true.to(device=device, dtype=dtype)[None]
-                psnr = float(metrics.psnr(xm[None].cpu().double(), xt.cpu().double())[0])
-                ssim = float(metrics.ssim(xm[None].cpu().double(), xt.cpu().double())[0])
+                psnr, ssim = _quality(xm, job.x_true)
             alpha = None
             if job.alpha is not None:
                 from .images import resize_alpha
@@ -940,7 +1040,7 @@ def restore_batch(
                     x=xm.cpu(), samples=xs.cpu() if keep_samples else None, std=None if std is None else std.cpu(),
                     y=job.y, pinv=pinv[i].cpu(), x_true=job.x_true, nfe=nfe, seconds=seconds, consistency=cons,
                     psnr=psnr, ssim=ssim, name=job.name, index=job.index, alpha=alpha, bit_depth=job.bit_depth,
-                    notes=tuple(job.notes) + tuple(notes), info=dict(info),
+                    notes=tuple(job.notes) + tuple(notes), info={**info, "consistency_floor": floor},
                 )
             )  # fmt: skip
     return out

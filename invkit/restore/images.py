@@ -225,6 +225,8 @@ def read_image(image: ImageLike | Picture) -> Picture:
         from ..errors import MissingFileError
 
         path = Path(image)
+        if path.is_dir():
+            raise InvalidInputError(f"{path} is a folder; read_image takes one image (restore folders with `invkit restore DIR`)")
         if not path.is_file():
             raise MissingFileError(f"{path}: no such image file")
         try:
