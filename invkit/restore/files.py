@@ -76,12 +76,14 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
-def discover(inputs: Sequence[str | os.PathLike]) -> list[Source]:
+def discover(inputs: Sequence[str | os.PathLike], *, exclude: Sequence[str | os.PathLike] = ()) -> list[Source]:
     """The image files under ``inputs`` (files, and folders searched recursively), in order.
 
     A file given directly is named by its file name; a file found in a folder by its path
     relative to that folder (the outputs mirror that tree). Inputs keep their order; a folder's
     files are sorted by relative path, so the list (and every file's seeds) is reproducible.
+    Files under an ``exclude`` folder (the output folder, a mask folder inside an input folder)
+    are left out of folder searches; hidden files are always left out.
 
     Raises:
         MissingFileError: an input does not exist, or nothing was found.
@@ -91,10 +93,18 @@ def discover(inputs: Sequence[str | os.PathLike]) -> list[Source]:
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     found: list[tuple[Path, PurePosixPath]] = []
+    skip = [Path(e).resolve() for e in exclude]
+
+    def wanted(f: Path) -> bool:
+        if not (f.is_file() and _is_image(f)):
+            return False
+        r = f.resolve()
+        return not any(r.is_relative_to(e) for e in skip)
+
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files = sorted((f for f in p.rglob("*") if f.is_file() and _is_image(f)), key=lambda f: f.relative_to(p).as_posix())
+            files = sorted((f for f in p.rglob("*") if wanted(f)), key=lambda f: f.relative_to(p).as_posix())
             found += [(f, PurePosixPath(f.relative_to(p).as_posix())) for f in files]
         elif p.is_file():
             if p.suffix.lower() not in IMAGE_SUFFIXES:
@@ -527,7 +537,7 @@ def restore_files(
     from .. import __version__
     from ..evaluation import image_seed, load_backbone
     from ..io import environment, sha256_file
-    from .core import DTYPES, build_recipe, prepare, read_kernel, read_mask, restore_batch, sample_seed
+    from .core import DTYPES, build_recipe, plan_job, prepare, read_kernel, read_mask, restore_batch, sample_seed
 
     started = time.time()
     rank, world = shard if shard is not None else (0, 1)
@@ -547,7 +557,8 @@ def restore_files(
     mode = "degrade" if settings.degrade else "measured"
 
     # -- everything checkable before the first network call ----------------------------------
-    sources = discover(inputs)
+    # the output folder and a mask folder may sit inside an input folder: never take them as inputs
+    sources = discover(inputs, exclude=[out, *([settings.mask] if settings.mask and Path(settings.mask).is_dir() else [])])
     _check_writable(out)
     if settings.checkpoint is not None and not Path(settings.checkpoint).is_file():
         raise MissingFileError(f"checkpoint {settings.checkpoint!r} not found")
@@ -583,6 +594,8 @@ def restore_files(
             params=settings.operator_params or None, seed=settings.seed, index=0,
         )  # fmt: skip
         recipe_obj = build_recipe(settings.recipe, probe)
+        if recipe_obj is not None:
+            plan_job(probe, model, tile=settings.tile)  # padding and tiles fit this backbone
         task_info = {"name": probe.task.name, "operator": probe.task.operator, "params": _jsonable(probe.task.params),
                      "engine_task": probe.task.engine_task, "noise": repr(probe.noise)}  # fmt: skip
     else:
