@@ -145,3 +145,17 @@ def test_help_documents_exit_statuses(capsys):
     text = capsys.readouterr().out
     for word in ("exit status", "130", "--degrade", "--samples", "--tile", "--config", "--operator", "torchrun"):
         assert word in text
+
+
+def test_the_readme_command_runs_offline_on_the_shipped_inputs(tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    out = tmp_path / "out"
+    assert cli.main(["restore", "examples/data/lowres", "--task", "sr4", "--out", str(out), "--quiet"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    s = m["settings"]
+    assert (s["backbone"], s["recipe"], s["seed"]) == ("fashion32", "ssd-30", 0)
+    assert "t0=550" in s["recipe_resolved"] and m["summary"]["ok"] == len(list((root / "examples/data/lowres").glob("*.png")))
+    sizes = {f["key"]: f["shape"] for f in m["files"]}
+    assert all(shape[0] == 1 and shape[1] == 32 for shape in sizes.values())
+    assert max(f["consistency"] for f in m["files"]) < 1e-3 and all(f["nfe"] == 29 for f in m["files"])
