@@ -166,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
             import torch.distributed as dist
 
             dist.destroy_process_group()
-    if report is None:  # a rank other than 0: rank 0 reports
-        return 0
+    if group is not None and group[0] != 0:  # rank 0 reports for every process
+        return report.exit_status
     if not values["quiet"] or report.failed:
         print(report.summary(), file=sys.stderr if report.failed else sys.stdout)
     return report.exit_status
