@@ -28,6 +28,7 @@ import math
 import os
 import re
 import time
+import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -623,7 +624,7 @@ def restore_files(
     dist = _dist() if world > 1 else None
     if world > 1 and dist is None:
         raise ConfigError("shard=(rank, world) needs an initialised torch.distributed process group (run under torchrun)")
-    run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}-{os.getpid()}"
+    run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}-{uuid.uuid4().hex[:8]}"
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         if overwrite:

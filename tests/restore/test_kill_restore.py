@@ -93,3 +93,44 @@ def test_sigkill_mid_folder_then_resume(tmp_path):
     assert manifest["summary"]["complete"] and manifest["summary"]["ok"] == N
     ref_manifest = json.loads((whole / "manifest.json").read_text())
     assert [f["output_sha256"] for f in manifest["files"]] == [f["output_sha256"] for f in ref_manifest["files"]]
+
+
+def test_interrupt_between_image_and_journal_then_resume(tmp_path, monkeypatch, capsys):
+    """Ctrl-C right after an image is written but before its journal line: status 130, a manifest
+    marked incomplete, and the rerun redoes that file (same bytes) and nothing that was recorded."""
+    from invkit.restore import files
+
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).save(folder / f"f{i}.png")
+    args = [a.replace("resolution=32", "resolution=16") for a in ARGS]
+    threads = torch.get_num_threads()
+    try:
+        assert cli.main(["restore", str(folder), "--out", str(tmp_path / "whole"), *args]) == 0
+        real = files.Journal.append
+        calls = []
+
+        def append(self, record):
+            calls.append(record["key"])
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            real(self, record)
+
+        monkeypatch.setattr(files.Journal, "append", append)
+        assert cli.main(["restore", str(folder), "--out", str(tmp_path / "cut"), *args]) == 130
+        monkeypatch.setattr(files.Journal, "append", real)
+        m = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+        assert not m["summary"]["complete"] and m["summary"]["ok"] == 2 and m["summary"]["pending"] == 3
+        assert (tmp_path / "cut" / "f2.png").is_file()  # written, not recorded
+        capsys.readouterr()
+        assert cli.main(["restore", str(folder), "--out", str(tmp_path / "cut"), *args]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    m = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+    assert m["summary"]["complete"] and m["summary"]["ok"] == 5
+    assert sorted(f["key"] for f in m["files"] if f["run"] != m["run"]) == ["f0", "f1"]  # skipped, not redone
+    a = {p.name: p.read_bytes() for p in (tmp_path / "whole").glob("*.png")}
+    b = {p.name: p.read_bytes() for p in (tmp_path / "cut").glob("*.png")}
+    assert len(a) == 5 and a == b
