@@ -52,6 +52,8 @@ MANIFEST = "manifest.json"
 FORMAT = "invkit-restore/1"
 #: manifest.json is rewritten from the journal after this many completed files (and at the end)
 MANIFEST_EVERY = 16
+#: ... but at most once in this many seconds (each rewrite is O(number of files))
+MANIFEST_SECONDS = 10.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,7 +524,8 @@ def restore_files(
         model: a backbone object to use instead of loading ``backbone``.
         shard: ``(rank, world)`` under ``torchrun`` (a process group must be initialised).
         command: what to record as the command in the manifest.
-        manifest_every: rewrite ``manifest.json`` after this many completed files.
+        manifest_every: rewrite ``manifest.json`` after this many completed files (at most once
+            every :data:`MANIFEST_SECONDS`; the journal is the record in between).
 
     Returns:
         The :class:`RestoreReport` (rank 0's holds the merged manifest).
@@ -677,7 +680,7 @@ def restore_files(
             mine.append(left)
 
     if rank == 0:
-        _write_manifest(out, header, sources, complete=False)
+        _write_manifest(out, header, sources, previous, complete=False)
     journal = Journal(journal_path(out, rank))
     done: list[str] = []
     failed: list[str] = []
@@ -685,7 +688,8 @@ def restore_files(
 
     bar = tqdm(total=sum(len(b) for b in mine), unit="file", desc=f"restore {task_info.get('name', '')}".strip(),
                disable=not progress or rank != 0, dynamic_ncols=True)  # fmt: skip
-    since_manifest = 0
+    since_manifest, last_manifest = 0, time.monotonic()
+    known = dict(previous)  # rank 0's view between rewrites: earlier runs plus its own files
     finished = False
     try:
         for batch in mine:
@@ -746,10 +750,11 @@ def restore_files(
                     journal.append(rec)
                     done.append(s.key)
                     bar.update(1)
+                    known[s.key] = rec
                     since_manifest += 1
-                    if rank == 0 and since_manifest >= manifest_every:
-                        _write_manifest(out, header, sources, complete=False)
-                        since_manifest = 0
+                    if rank == 0 and since_manifest >= manifest_every and time.monotonic() - last_manifest >= MANIFEST_SECONDS:
+                        _write_manifest(out, header, sources, known, complete=False)
+                        since_manifest, last_manifest = 0, time.monotonic()
         if dist is not None:
             dist.barrier()  # every journal is complete before rank 0 merges them
         finished = True
@@ -757,7 +762,7 @@ def restore_files(
         bar.close()
         journal.close()
         # after an interrupt too: the manifest then lists what is done (complete: false)
-        manifest = _write_manifest(out, header, sources, complete=finished, finished=time.time()) if rank == 0 else {}
+        manifest = _write_manifest(out, header, sources, read_journal(out), complete=finished, finished=time.time()) if rank == 0 else {}
     if rank == 0 and world > 1:
         records = {r["key"]: r for r in manifest["files"]}
         done = [k for k, r in records.items() if r.get("status") == "ok" and r.get("run") == run_id]
@@ -943,11 +948,12 @@ def _refuse_other_settings(out: Path, key: str, previous: Mapping[str, Any], man
             )
 
 
-def _write_manifest(out: Path, header: Mapping[str, Any], sources: Sequence[Source], *, complete: bool, finished: float | None = None) -> dict[str, Any]:
-    """``manifest.json`` from the header and every journal: one entry per input, in order."""
+def _write_manifest(
+    out: Path, header: Mapping[str, Any], sources: Sequence[Source], records: Mapping[str, Any], *, complete: bool, finished: float | None = None
+) -> dict[str, Any]:
+    """``manifest.json`` from the header and the journal ``records``: one entry per input, in order."""
     from ..io import write_json_atomic
 
-    records = read_journal(out)
     files = []
     for s in sources:
         rec = records.get(s.key)
