@@ -127,11 +127,12 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..restore.files import restore_files
+    from ..restore.files import _check_device, restore_files
     from .eval import _process_group, set_threads
 
     values = resolve(args)
     set_threads(values["threads"])
+    _check_device(values["device"])  # before torchrun's process group picks a GPU
     group = _process_group(values["device"])
     try:
         report = restore_files(

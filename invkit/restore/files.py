@@ -402,6 +402,19 @@ class RestoreReport:
 # checks before any work
 
 
+def _check_device(device: Any) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"--device {device!r} is not a device: use cpu, cuda, cuda:1, ... ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device!r} asked for but CUDA is not available here; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
 def _check_writable(out: Path) -> None:
     """``out`` is a folder we may write in, or can be created (nothing is created here)."""
     if out.exists() and not out.is_dir():
@@ -559,6 +572,7 @@ def restore_files(
     )  # fmt: skip
     out = Path(out)
     mode = "degrade" if settings.degrade else "measured"
+    _check_device(device)
 
     # -- everything checkable before the first network call ----------------------------------
     # the output folder and a mask folder may sit inside an input folder: never take them as inputs
@@ -708,7 +722,7 @@ def restore_files(
                         seed=settings.seed, index=s.index, name=s.key, dtype=_data_dtype(dtype),
                     )  # fmt: skip
                 except (InvkitError, OSError) as exc:
-                    _fail(journal, base, exc, failed, bar)
+                    _fail(journal, base, exc, failed, bar, known)
                     continue
                 jobs.append(job)
                 meta.append((s, base, time.perf_counter() - t0))
@@ -719,13 +733,13 @@ def restore_files(
                                                keep_samples=settings.save_samples, tile=settings.tile, device=device)  # fmt: skip
                 except InvkitError as exc:
                     for _, (s, base, _) in group:
-                        _fail(journal, base, exc, failed, bar)
+                        _fail(journal, base, exc, failed, bar, known)
                     continue
                 for res, (_, (s, base, t_read)) in zip(results, group):
                     try:
                         outputs = _write_outputs(out, s.key, res, settings)
                     except (InvkitError, OSError) as exc:
-                        _fail(journal, base, exc, failed, bar)
+                        _fail(journal, base, exc, failed, bar, known)
                         continue
                     rec = {
                         **base,
@@ -872,9 +886,12 @@ def _groups(jobs: Sequence[Any], meta: Sequence[Any]) -> list[list[tuple[Any, An
     return list(groups.values())
 
 
-def _fail(journal: Journal, base: dict[str, Any], exc: BaseException, failed: list[str], bar: Any) -> None:
+def _fail(journal: Journal, base: dict[str, Any], exc: BaseException, failed: list[str], bar: Any, known: dict[str, Any]) -> None:
+    """Record a file that could not be restored (it is retried by the next run)."""
     msg = str(exc).replace("\n", " ") or type(exc).__name__
-    journal.append({**base, "status": "error", "error": f"{type(exc).__name__}: {msg}", "finished": time.time()})
+    rec = {**base, "status": "error", "error": f"{type(exc).__name__}: {msg}", "finished": time.time()}
+    journal.append(rec)
+    known[base["key"]] = rec
     failed.append(base["key"])
     bar.update(1)
 

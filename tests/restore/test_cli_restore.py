@@ -66,6 +66,8 @@ def test_restores_a_folder_and_mirrors_it(images, tmp_path, capsys):
         (["--operator", "sr_bicubic", "--set", "scale=3", "--task", "sr2"], "exactly one"),
         (["--operator", "sr_bicubic", "--set", "scael=3"], "scael"),
         (["--task", "sr2", "--config", "missing.toml"], "config file"),
+        (["--task", "sr2", "--device", "cuda:99" if torch.cuda.is_available() else "cuda"], "CUDA"),
+        (["--task", "sr2", "--device", "gpu"], "not a device"),
         ([], "give exactly one of a task"),
     ],
 )
@@ -159,3 +161,17 @@ def test_the_readme_command_runs_offline_on_the_shipped_inputs(tmp_path, monkeyp
     sizes = {f["key"]: f["shape"] for f in m["files"]}
     assert all(shape[0] == 1 and shape[1] == 32 for shape in sizes.values())
     assert max(f["consistency"] for f in m["files"]) < 1e-3 and all(f["nfe"] == 29 for f in m["files"])
+
+
+def test_bench_restore_runs_and_reports_files_per_second_and_seams(tmp_path, capsys):
+    js = tmp_path / "bench.json"
+    args = ["bench", "restore", "--backbone", "fashion32", "--n", "3", "--batch-sizes", "1", "3", "--mosaic", "2",
+            "--recipe", "ssd:inversion_steps=2,generation_steps=2", "--json", str(js), "--output", str(tmp_path / "b.md")]  # fmt: skip
+    assert cli.main(args) == 0
+    text = capsys.readouterr().out
+    assert "files/s" in text and "seam ratio" in text and (tmp_path / "b.md").read_text() == text
+    d = json.loads(js.read_text())
+    assert [r["batch_size"] for r in d["files_per_second"]] == [1, 3] and all(r["ok"] == 3 for r in d["files_per_second"])
+    tiled, whole = d["tiled"]
+    assert tiled["tiles"] == 9 and tiled["tile_px"] == 32 and whole["tiles"] == 1  # 64 px in 32-px tiles, overlap 8
+    assert tiled["nfe"] == 9 * whole["nfe"] and tiled["seam_ratio"] > 0 and tiled["consistency"] < 1e-3
