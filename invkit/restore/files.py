@@ -587,8 +587,8 @@ def restore_files(
     masks = {s.key: _mask_for(settings.mask, s) for s in sources}
     _check_masks(settings, sources, sizes, masks, read_mask)
     if kernel_t is not None:
-        known = [hw for hw in sizes.values() if hw is not None]
-        if known and all(kernel_t.shape[0] > hw[0] or kernel_t.shape[1] > hw[1] for hw in known):
+        shapes = [hw for hw in sizes.values() if hw is not None]
+        if shapes and all(kernel_t.shape[0] > hw[0] or kernel_t.shape[1] > hw[1] for hw in shapes):
             raise ConfigError(f"the kernel ({kernel_t.shape[0]}×{kernel_t.shape[1]}) is larger than every input image")
     names = {}
     for s in sources:
@@ -601,13 +601,14 @@ def restore_files(
     channels = int(getattr(model, "channels", 0) or 0)
     if settings.bit_depth == 16 and channels != 1:
         raise ConfigError("--bit-depth 16 is for gray outputs (a 1-channel backbone); PNG colour is written at 8 bits")
-    # the task, operator, recipe, mask and kernel together, on a blank image of the first size
-    first = next((s for s in sources if sizes[s.key] is not None), None)
+    # the task, operator, recipe, mask and kernel together, on a blank image of the first input
+    # whose size is known (and fits the mask file: _check_masks made sure one does)
+    fits = {s.key: masks[s.key] is None or Path(settings.mask).is_dir() or _header_size(masks[s.key]) == sizes[s.key] for s in sources}
+    first = next((s for s in sources if sizes[s.key] is not None and fits[s.key]), None)
     if first is not None:
-        probe_mask = None if masks[first.key] is None else read_mask(masks[first.key])
         probe = prepare(
             torch.zeros((channels, *sizes[first.key])), settings.task or "sr4", backbone=model, mode=mode,
-            mask=probe_mask if probe_mask is None or tuple(probe_mask.shape[-2:]) == sizes[first.key] else None,
+            mask=None if masks[first.key] is None else read_mask(masks[first.key]),
             kernel=kernel_t, noise_sigma=settings.noise_sigma, operator=settings.operator,
             params=settings.operator_params or None, seed=settings.seed, index=0,
         )  # fmt: skip

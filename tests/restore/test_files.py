@@ -197,20 +197,20 @@ def test_corrupt_and_wrong_sized_inputs_do_not_stop_the_others(tmp_path):
     src = write_images(tmp_path / "in", 3)
     (src / "broken.png").write_bytes(Image.open(src / "img0.png").tobytes()[:40])
     (src / "truncated.png").write_bytes((src / "img1.png").read_bytes()[:60])
-    write_images(src, 1, size=12, names=["small.png"])  # the mask below does not fit it
+    write_images(src, 1, size=12, names=["a-small.png"])  # first in order; the mask below does not fit it
     m = np.full((16, 16), 255, np.uint8)
     m[2:6] = 0
     Image.fromarray(m).save(tmp_path / "mask.png")
     rep = restore_files([src], tmp_path / "out", task="inpainting", mask=str(tmp_path / "mask.png"), **KW)
     assert rep.exit_status == 1
-    assert sorted(rep.failed) == ["broken", "small", "truncated"] and sorted(rep.done) == ["img0", "img1", "img2"]
+    assert sorted(rep.failed) == ["a-small", "broken", "truncated"] and sorted(rep.done) == ["img0", "img1", "img2"]
     by_key = {r["key"]: r for r in rep.manifest["files"]}
-    assert "12×12" in by_key["small"]["error"] and by_key["broken"]["status"] == "error"
+    assert "12×12" in by_key["a-small"]["error"] and by_key["broken"]["status"] == "error"
     assert rep.manifest["summary"]["error"] == 3 and rep.manifest["summary"]["ok"] == 3
     assert "failed: " in rep.summary() and not (tmp_path / "out" / "broken.png").exists()
     # the failed files are retried on the next run, the others skipped
     again = restore_files([src], tmp_path / "out", task="inpainting", mask=str(tmp_path / "mask.png"), **KW)
-    assert sorted(again.failed) == ["broken", "small", "truncated"] and len(again.skipped) == 3
+    assert sorted(again.failed) == ["a-small", "broken", "truncated"] and len(again.skipped) == 3
 
 
 # ---------------------------------------------------------------------------------------------
