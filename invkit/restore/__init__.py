@@ -13,6 +13,7 @@ import types
 from typing import Any
 
 from .core import (
+    AUTO_TILE_FACTOR,
     DTYPES,
     LOCAL_OPERATORS,
     RESTORE_TASKS,
@@ -42,6 +43,7 @@ from .core import (
 from .images import IMAGE_SUFFIXES, Picture, match_channels, read_image, resize_alpha, to_uint, write_image
 
 __all__ = [
+    "AUTO_TILE_FACTOR",
     "DTYPES",
     "IMAGE_SUFFIXES",
     "LOCAL_OPERATORS",

@@ -339,3 +339,37 @@ def test_degrade_reproduces_invkit_eval_per_image():
         jobs = [prepare(x[i], task, backbone=model, mode="degrade", seed=5, index=i) for i in range(3)]
         for row, res in zip(ev.rows, restore_batch(jobs, model, FAST)):
             assert (row["index"], row["psnr"], row["ssim"]) == (res.index, res.psnr, res.ssim)
+
+
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "data"
+
+
+def test_shipped_examples_restore_offline():
+    model = tiny(image_size=None, multiple=1)
+    sizes = {p.name: restore(p, "sr4", recipe="input", backbone=model).shape for p in sorted((EXAMPLES / "lowres").glob("*.png"))}
+    assert sizes and all(s[-2:] == (32, 32) or s[-2:] == (32, 24) for s in sizes.values())
+    assert any(s[-2:] == (32, 24) for s in sizes.values())  # a non-square one
+    holes = sorted((EXAMPLES / "holes").glob("*.png"))
+    assert holes and all((EXAMPLES / "holes" / "masks" / p.name).is_file() for p in holes)
+    for p in holes:
+        res = restore(p, "inpainting", mask=EXAMPLES / "holes" / "masks" / p.name, recipe="input", backbone=model, return_info=True)
+        assert res.x.shape == (1, 32, 32) and res.consistency == 0
+    for p in sorted((EXAMPLES / "blurry").glob("*.png")):
+        res = restore(p, "deblur", kernel=EXAMPLES / "blurry" / "kernel.npy", recipe="input", backbone=model, return_info=True)
+        assert res.x.shape == (1, 32, 32)
+    assert len(list((EXAMPLES / "noisy").glob("*.png"))) >= 2 and len(list((EXAMPLES / "clean").glob("*.png"))) >= 2
+    assert sum(p.stat().st_size for p in EXAMPLES.rglob("*") if p.is_file()) < 100_000
+
+
+def test_plan_job_decides_before_running():
+    from invkit.restore import plan_job
+
+    model = tiny(image_size=8, multiple=4)
+    job = prepare(rand((1, 13, 9)), "sr4", backbone=model)
+    plan = plan_job(job, model)
+    assert plan.padded == (52, 36) and plan.tile == 32 and plan.overlap == 8 and plan.surrogate
+    assert [(t.top, t.left) for t in plan.tiles] == [(0, 0), (0, 4), (20, 0), (20, 4)]
+    assert any("tiles" in n for n in plan.notes)
+    assert plan_job(job, model, tile="off").tiles == ()
+    with pytest.raises(CapabilityError):
+        plan_job(prepare(rand((1, 40, 40)), "deblur", backbone=model), model, tile=8)

@@ -97,29 +97,36 @@ def test_tiled_restoration_is_consistent_with_the_given_y(task, shape, C):
         job = prepare(rand(shape, seed=4), task, backbone=model, mode="degrade")
     else:
         job = prepare(rand(shape, seed=4), task, backbone=model, noise_sigma=0.0 if task == "denoise" else None)
-    (res,) = restore_batch([job], model, FAST, tile="auto")
-    assert res.info["tile"] == 16
+    (res,) = restore_batch([job], model, FAST, tile=16)
+    assert res.info["tile"] == 16 and res.info["tiles"] > 1
     assert any("tiles" in n for n in res.notes)
     assert res.consistency < 1e-5 * max(1.0, float(job.y.norm()))
     # only bicubic needs the final projection: the others are consistent tile by tile
     assert res.info.get("final_projection", False) == (task == "sr4")
 
 
-def test_auto_tiles_only_beyond_the_training_size():
-    model = tiny()
-    small = restore(rand((1, 4, 4)), "sr4", recipe=FAST, backbone=model, return_info=True)
-    assert small.info["tile"] is None
-    big = restore(rand((1, 5, 4)), "sr4", recipe=FAST, backbone=model, return_info=True)
-    assert big.info["tile"] == 16 and big.info["overlap"] == 4
+def test_auto_tiles_only_well_beyond_the_training_size():
+    model = tiny(image_size=8, multiple=4)  # fully convolutional: whole up to 4 × 8 = 32 px
+    whole = restore(rand((1, 8, 8)), "sr4", recipe=FAST, backbone=model, return_info=True)
+    assert whole.x.shape == (1, 32, 32) and whole.info["tile"] is None
+    big = restore(rand((1, 9, 4)), "sr4", recipe=FAST, backbone=model, return_info=True)
+    assert big.info["tile"] == 32 and big.info["overlap"] == 8 and big.info["tiles"] == 2
+    fixed = tiny(image_size=8, multiple=8)  # runs at 8 px only: every larger output is tiled
+    assert restore(rand((1, 3, 2)), "sr4", recipe=FAST, backbone=fixed, return_info=True).info["tile"] == 8
     free = restore(rand((1, 5, 4)), "sr4", recipe=FAST, backbone=tiny(image_size=None), return_info=True)
     assert free.info["tile"] is None  # a size-agnostic backbone is never tiled by default
     assert restore(rand((1, 5, 4)), "sr4", recipe=FAST, backbone=model, tile="off", return_info=True).info["tile"] is None
     assert restore(rand((1, 5, 4)), "sr4", recipe=FAST, backbone=model, tile=8, return_info=True).info["tile"] == 8
 
 
-def test_fashion32_tiles_a_large_sr_output_by_default():
-    res = restore(rand((1, 16, 12), seed=5) * 0.5, "sr4", recipe="ssd-30:inversion_steps=2,generation_steps=2", return_info=True)
-    assert res.x.shape == (1, 64, 48) and res.info["tile"] == 32 and res.info["overlap"] == 8
+def test_fashion32_runs_whole_up_to_128_px_and_tiles_beyond():
+    y = rand((1, 16, 12), seed=5) * 0.5
+    fast = "ssd-30:inversion_steps=2,generation_steps=2"
+    res = restore(y, "sr4", recipe=fast, return_info=True)
+    assert res.x.shape == (1, 64, 48) and res.info["tile"] is None
+    res = restore(rand((1, 33, 8), seed=6) * 0.5, "sr4", recipe=fast, return_info=True)
+    assert res.x.shape == (1, 132, 32) and res.info["padded"] == [136, 32]
+    assert res.info["tile"] == 128 and res.info["overlap"] == 32 and res.info["tiles"] == 2
     assert res.consistency < 1e-5 * max(1.0, float(res.y.norm()))
 
 
@@ -128,7 +135,7 @@ def test_tiling_refused_where_it_cannot_be_exact():
     y = rand((1, 20, 20))
     with pytest.raises(CapabilityError, match="tile='off'"):
         restore(y, "deblur", recipe=FAST, backbone=model, tile=8)
-    res = restore(y, "deblur", recipe=FAST, backbone=tiny(image_size=16, multiple=4), return_info=True)
+    res = restore(rand((1, 40, 40)), "deblur", recipe=FAST, backbone=tiny(image_size=8, multiple=4), return_info=True)
     assert res.info["tile"] is None and any("not tiled" in n for n in res.notes)
     with pytest.raises(ConfigError, match="multiple"):
         restore(rand((1, 6, 6)), "sr4", recipe=FAST, backbone=model, tile=10)
@@ -147,6 +154,7 @@ def test_seam_stats_sees_a_seam():
     seamed[..., :, 16:] += 0.5  # a jump at the first column border (the end of tile 0)
     s = seam_stats(seamed, 16, 4)
     assert s["ratio"] > 10
+    assert seam_stats(seamed, 16, 0)["ratio"] > 10  # tiles without overlap meet at 16, 32
 
 
 def test_spectral_recipes_are_told_how_to_tile():
