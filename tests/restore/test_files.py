@@ -326,3 +326,16 @@ def test_manifest_records_everything_needed_to_reproduce(tmp_path):
     assert m["summary"]["complete"] and m["summary"]["ok"] == 2
     for rec in m["files"]:
         assert {"input", "input_sha256", "output", "output_sha256", "nfe", "seconds", "consistency", "status", "seeds"} <= set(rec)
+
+
+def test_a_third_party_operator_by_name(tmp_path):
+    from invkit.plugins import operators_registry
+
+    if "cyclic_diff" not in operators_registry:
+        pytest.skip("the example plugin is not installed")
+    clean = write_images(tmp_path / "clean", 2)
+    deg = restore_files([clean], tmp_path / "deg", operator="cyclic_diff", operator_params={"axis": -1}, degrade=True, **KW)
+    assert deg.exit_status == 0 and deg.manifest["settings"]["task_resolved"]["operator"] == "cyclic_diff"
+    ys = [tmp_path / "deg" / f["outputs"]["y"]["path"] for f in deg.manifest["files"]]
+    meas = restore_files(ys, tmp_path / "meas", operator="cyclic_diff", operator_params={"axis": -1}, **KW)
+    assert meas.exit_status == 0 and all(f["status"] == "ok" for f in meas.manifest["files"])
