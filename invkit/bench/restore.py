@@ -8,16 +8,17 @@ loaded once beforehand):
   images put through the task's operator, or smooth random images when the data are missing) in
   one folder, restored with ``--batch-size`` 1 and each larger size into a fresh output folder;
 - **tiled restoration**: one large clean image (a ``--mosaic`` × ``--mosaic`` mosaic of test
-  images) degraded with the task (``--degrade``) and restored with ``--tile auto`` (the
-  backbone's size, a quarter overlap, mask-shift) and with ``--tile off`` (one pass of the fully
-  convolutional net) — wall time, PSNR against the clean mosaic, and the seam figures of
-  :func:`invkit.restore.seam_stats`: the mean jump between neighbouring pixels across tile
-  borders, inside tiles, and their ratio (about 1: no visible seam). The untiled restoration's
-  figures at the same borders are the reference.
+  images) degraded with the task (``--degrade``) and restored with each ``--tiles`` setting
+  (default ``auto``: on fashion32, 128-px tiles beyond 128 px, a quarter overlap, mask-shift; and
+  ``off``: one pass of the fully convolutional net) — wall time, PSNR against the clean mosaic,
+  and the seam figures of :func:`invkit.restore.seam_stats`: the mean jump between neighbouring
+  pixels across tile borders, inside tiles, and their ratio (about 1: no visible seam). An
+  untiled restoration is measured at the borders of the first tiled setting, as the reference.
 
 Example::
 
     invkit bench restore --threads 1                  # 64 inputs 8×8, sr4, ssd-30, fashion32
+    invkit bench restore --mosaic 4 --tiles 32 off    # 32-px tiles on a 128-px image
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "restore") -> Non
     parser.add_argument("--n", type=int, default=64, help="files in the folder (default: 64)")
     parser.add_argument("--size", type=int, default=8, help="side of each measured input in px (default: 8: sr4 → 32)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64], help="batch sizes to compare (default: 1 64)")
-    parser.add_argument("--mosaic", type=int, default=4, help="the large image is a MOSAIC×MOSAIC grid of 32-px images (default: 4: 128 px)")
+    parser.add_argument("--mosaic", type=int, default=8, help="the large image is a MOSAIC×MOSAIC grid of 32-px images (default: 8: 256 px)")
+    parser.add_argument("--tiles", nargs="+", default=["auto", "off"], metavar="TILE",
+                        help="--tile settings to compare on the large image: auto, off or a size in px (default: auto off)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--device", default="cpu", help="device (default: cpu)")
@@ -117,7 +120,7 @@ def tiled(model: Any, args: argparse.Namespace, root: Path) -> list[dict[str, An
     folder.mkdir()
     _save(big, folder / "mosaic.png")
     rows = []
-    for tile in ("auto", "off"):
+    for tile in args.tiles:
         out = root / f"large-{tile}"
         start = time.perf_counter()
         rep = restore_files([folder], out, task=args.task, recipe=args.recipe, backbone=args.backbone, model=model,
@@ -127,14 +130,18 @@ def tiled(model: Any, args: argparse.Namespace, root: Path) -> list[dict[str, An
         if rec["status"] != "ok":
             raise RuntimeError(f"the tiled restoration failed: {rec.get('error')}")
         rows.append({"tile": tile, "rec": rec, "seconds": wall, "x": read_image(out / rec["output"]).x})
-    info = rows[0]["rec"]["info"]
-    size, overlap = info.get("tile"), info.get("overlap")
+    tiled_info = next((r["rec"]["info"] for r in rows if r["rec"]["info"].get("tile")), {})
+    size, overlap = tiled_info.get("tile"), tiled_info.get("overlap")
     result = []
     for r in rows:
-        seams = seam_stats(r["x"], size, overlap) if size else {}
+        own = r["rec"]["info"]
+        # an untiled image is measured at the borders of the tiled one: the reference
+        t, o = (own["tile"], own["overlap"]) if own.get("tile") else (size, overlap)
+        seams = seam_stats(r["x"], t, o) if t else {}
         result.append({
-            "tile": r["tile"], "image": list(r["x"].shape), "tile_px": size if r["tile"] == "auto" else None,
-            "overlap_px": overlap if r["tile"] == "auto" else None, "tiles": _count_tiles(r["x"].shape[-2:], size, overlap) if r["tile"] == "auto" else 1,
+            "tile": r["tile"], "image": list(r["x"].shape), "tile_px": own.get("tile"),
+            "overlap_px": own.get("overlap") if own.get("tile") else None,
+            "tiles": _count_tiles(r["x"].shape[-2:], own.get("tile"), own.get("overlap")),
             "seconds": r["seconds"], "nfe": r["rec"]["nfe"], "psnr": r["rec"]["psnr"], "ssim": r["rec"]["ssim"],
             "consistency": r["rec"]["consistency"], "seam_border": seams.get("border"), "seam_inside": seams.get("inside"),
             "seam_ratio": seams.get("ratio"),
@@ -170,7 +177,7 @@ def markdown(args: argparse.Namespace, fps: list[dict[str, Any]], tiles: list[di
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in tiles:
-        tile = f"{r['tile_px']} px, overlap {r['overlap_px']}" if r["tile_px"] else "off (whole image)"
+        tile = f"{r['tile']}: {r['tile_px']} px, overlap {r['overlap_px']}" if r["tile_px"] else f"{r['tile']}: whole image"
         lines.append(
             f"| {tile} | {r['tiles']} | {r['seconds']:.1f} | {r['nfe']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['consistency']:.2e} "
             f"| {_f(r['seam_border'])} | {_f(r['seam_inside'])} | {_f(r['seam_ratio'], 3)} |"
@@ -189,6 +196,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1 or args.size < 1 or args.mosaic < 1 or any(b < 1 for b in args.batch_sizes):
         raise ConfigError("--n, --size, --mosaic and every --batch-sizes value must be >= 1")
+    from ..restore.files import parse_tile
+
+    args.tiles = [parse_tile(t) for t in args.tiles]
     set_threads(args.threads)
     model = load_backbone(args.backbone, device=args.device)
     with tempfile.TemporaryDirectory(prefix="invkit-bench-restore-") as tmp:

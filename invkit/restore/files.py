@@ -630,7 +630,11 @@ def restore_files(
         "kernel_sha256": sha256_file(settings.kernel) if settings.kernel else None,
         "mask_sha256": sha256_file(settings.mask) if settings.mask and Path(settings.mask).is_file() else None,
     }
-    key = settings_key(resolved)
+    # the key compares contents, not paths: the same command from another folder still resumes
+    key = settings_key({
+        **{k: v for k, v in resolved.items() if k not in ("checkpoint", "mask", "kernel")},
+        "mask": None if settings.mask is None else "folder" if Path(settings.mask).is_dir() else "file",
+    })  # fmt: skip
     previous = read_journal(out) if out.is_dir() else {}
     old_manifest = _read_manifest(out) if out.is_dir() else None
     if not overwrite:

@@ -165,7 +165,7 @@ def test_the_readme_command_runs_offline_on_the_shipped_inputs(tmp_path, monkeyp
 
 def test_bench_restore_runs_and_reports_files_per_second_and_seams(tmp_path, capsys):
     js = tmp_path / "bench.json"
-    args = ["bench", "restore", "--backbone", "fashion32", "--n", "3", "--batch-sizes", "1", "3", "--mosaic", "2",
+    args = ["bench", "restore", "--backbone", "fashion32", "--n", "3", "--batch-sizes", "1", "3", "--mosaic", "2", "--tiles", "32", "off",
             "--recipe", "ssd:inversion_steps=2,generation_steps=2", "--json", str(js), "--output", str(tmp_path / "b.md")]  # fmt: skip
     assert cli.main(args) == 0
     text = capsys.readouterr().out
@@ -175,3 +175,19 @@ def test_bench_restore_runs_and_reports_files_per_second_and_seams(tmp_path, cap
     tiled, whole = d["tiled"]
     assert tiled["tiles"] == 9 and tiled["tile_px"] == 32 and whole["tiles"] == 1  # 64 px in 32-px tiles, overlap 8
     assert tiled["nfe"] == 9 * whole["nfe"] and tiled["seam_ratio"] > 0 and tiled["consistency"] < 1e-3
+
+
+def test_the_same_run_from_another_folder_resumes(images, tmp_path, monkeypatch, capsys):
+    m = np.full((8, 8), 255, np.uint8)
+    m[2:5, 2:5] = 0
+    Image.fromarray(m).save(tmp_path / "mask.png")
+    monkeypatch.chdir(tmp_path)
+    rel = ["restore", "in", "--task", "inpainting", "--mask", "mask.png", "--out", "out", *FAST]
+    assert cli.main(rel) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    absolute = ["restore", str(images), "--task", "inpainting", "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "out"), *FAST[:-1]]
+    assert cli.main(absolute) == 0
+    assert "restored 0, skipped 3" in capsys.readouterr().out
