@@ -20,10 +20,10 @@ from PIL import Image
 from invkit import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-N = 10
+N = 16
 ARGS = [
     "--task", "sr2", "--batch-size", "1", "--quiet", "--tile", "off", "--backbone", "ddpm",
-    "--recipe", "ssd:inversion_steps=2,generation_steps=8",
+    "--recipe", "ssd:inversion_steps=2,generation_steps=12",
     *[a for kv in ("ch=32", "ch_mult=(1,)", "num_res_blocks=1", "attn_resolutions=()", "resolution=32",
                    "in_channels=1", "out_ch=1", "seed=0") for a in ("--backbone-opt", kv)],
 ]  # fmt: skip
