@@ -58,17 +58,19 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _key_value(text: str) -> tuple[str, Any]:
-    from ..evaluation import _literal
+    from .. import evaluation as ev
 
+    literal = getattr(ev, "parse_literal", None) or ev._literal  # the public name where it exists
     key, eq, raw = text.partition("=")
     if not eq or not key.strip().isidentifier():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), _literal(raw.strip())
+    return key.strip(), literal(raw.strip())
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str = "restore") -> None:
-    from ..evaluation import TASKS
+    from .. import evaluation as ev
 
+    TASKS = getattr(ev, "EVAL_TASKS", None) or ev.TASKS  # renamed EVAL_TASKS on main
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.usage = (

@@ -510,7 +510,7 @@ def restore_files(
     Args:
         inputs: image files and/or folders (searched recursively).
         out: the output folder; ``out/<relative stem>.png`` per input, plus ``manifest.json``.
-        task: a task of :data:`invkit.evaluation.TASKS` or ``inpainting``/``blur``
+        task: a task of the evaluation tasks (`invkit eval --task`) or ``inpainting``/``blur``
             (:func:`invkit.restore.prepare`); or give ``operator``.
         operator: any registered operator instead of a task, with ``operator_params``.
         operator_params: the operator's parameters.

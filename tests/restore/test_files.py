@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from invkit.errors import ConfigError, InvkitError, MissingFileError
-from invkit.evaluation import TASKS
+from invkit import evaluation
+
 from invkit.restore.files import (
     Journal,
     _batch_plan,
@@ -23,6 +24,7 @@ from invkit.restore.files import (
     restore_files,
 )
 
+TASKS = getattr(evaluation, "EVAL_TASKS", None) or evaluation.TASKS  # renamed EVAL_TASKS on main
 FAST = "ssd:inversion_steps=2,generation_steps=2"
 
 
