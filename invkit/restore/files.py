@@ -30,7 +30,7 @@ import re
 import time
 import uuid
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 
