@@ -150,6 +150,8 @@ def test_denoise_and_colorization_measured():
     y = rand((1, 8, 8), seed=4)
     res = restore(y, "denoise", noise_sigma=0.1, recipe="ddnm+:generation_steps=3", backbone=tiny(), return_info=True)
     assert res.x.shape == (1, 8, 8) and "sigma_y=0.1" in res.info["recipe"]
+    res = restore(y, "denoise", noise_sigma=0.1, recipe=FAST, backbone=tiny(), return_info=True)
+    assert torch.equal(res.x, y) and any("noise-aware" in n for n in res.notes)
     job = prepare(y, "denoise", backbone=1)
     assert job.noise.sigma == 0.2 and any("assumed" in n for n in job.notes)
     with pytest.raises(CapabilityError, match="3-channel"):
