@@ -1008,7 +1008,8 @@ def restore_batch(
     C, H, W = first.x_shape
     info: dict[str, Any] = {"recipe": repr(rec) if rec is not None else "input", "samples": K}
     notes: list[str] = []
-    if rec is not None and first.task.operator == "denoise" and _ends_consistent(rec, first.noise):
+    noisy = getattr(first.noise, "sigma", None) != 0.0
+    if rec is not None and noisy and first.task.operator == "denoise" and _ends_consistent(rec, first.noise):
         notes.append(
             "a hard back projection onto a noisy y returns y itself for denoising (A = I): use a noise-aware "
             "recipe such as ddrm-30 or ddnm+ with noise_sigma"

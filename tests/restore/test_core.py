@@ -375,3 +375,8 @@ def test_plan_job_decides_before_running():
     assert plan_job(job, model, tile="off").tiles == ()
     with pytest.raises(CapabilityError):
         plan_job(prepare(rand((1, 40, 40)), "deblur", backbone=model), model, tile=8)
+
+
+def test_no_denoise_warning_without_noise():
+    res = restore(rand((1, 4, 4)), "denoise", noise_sigma=0.0, recipe=FAST, backbone=tiny(), return_info=True)
+    assert not any("noise-aware" in n for n in res.notes)
