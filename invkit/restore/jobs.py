@@ -35,7 +35,7 @@ LOCAL_OPERATORS = frozenset({"sr_avgpool", "inpainting", "denoise", "colorizatio
 #: an operator may declare ``tileable = True``
 TILEABLE_OPERATORS = LOCAL_OPERATORS | {"sr_bicubic"}
 
-#: restore-only tasks next to :data:`invkit.evaluation.TASKS`: a user's own mask or kernel
+#: restore-only tasks next to the evaluation tasks (:func:`invkit.evaluation.get_task`): a user's own mask or kernel
 RESTORE_TASKS = ("inpainting", "blur")
 
 MODES = ("measured", "degrade")
@@ -271,7 +271,7 @@ def prepare(
 
     Args:
         image: a path, PIL image, array, tensor or :class:`Picture`.
-        task: a task of :data:`invkit.evaluation.TASKS` or :data:`RESTORE_TASKS`.
+        task: a task of the evaluation tasks (:func:`invkit.evaluation.get_task`) or :data:`RESTORE_TASKS`.
         backbone: the backbone (its ``channels`` decide the image's channels) or a channel count.
         mode: ``"measured"`` or ``"degrade"``.
         mask: the inpainting mask (see :func:`read_mask`).

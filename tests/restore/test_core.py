@@ -12,7 +12,12 @@ from invkit import hookimpl
 from invkit.operator import Operator
 from invkit.plugins import register_plugin, unregister_plugin
 from invkit.errors import CapabilityError, ConfigError, InvalidInputError, UnknownNameError
-from invkit.evaluation import TASKS, image_seed
+from invkit.evaluation import image_seed
+
+try:  # the evaluation tasks were renamed EVAL_TASKS (TASKS stays as a deprecated alias)
+    from invkit.evaluation import EVAL_TASKS as TASKS
+except ImportError:
+    from invkit.evaluation import TASKS
 from invkit.models import NetBackbone
 from invkit.restore import (
     batch_key,
