@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from ..errors import CapabilityError, ConfigError, InvalidInputError
+from ..operator import Operator
 from .grid import (
     AUTO_TILE_FACTOR,
     Tile,
@@ -316,6 +317,16 @@ def plan_job(job: Job, model: Any, *, tile: Any = "auto", overlap: int | None = 
     return Plan(mult, scale, (H, W), (Hp, Wp), size, ov, tiles, tuple(notes))
 
 
+def _run_recipe(rec: Any, model: Any, y: torch.Tensor, op: Operator, gens, progress: bool = False):
+    """``rec.run`` with ``return_info``; the size was chosen on purpose (a multiple of the
+    backbone's :func:`size_multiple`, padded or tiled), so a recipe that checks ``x`` against a
+    fixed ``image_size`` is told ``allow_any_size=True``."""
+    import inspect
+
+    extra = {"allow_any_size": True} if "allow_any_size" in inspect.signature(rec.run).parameters else {}
+    return rec.run(model, y, op, generator=gens, return_info=True, progress=progress, **extra)
+
+
 def _run_tiles(job: Job, plan: Plan, model: Any, rec: Any, yK: torch.Tensor, mK: torch.Tensor | None, gens, progress: bool):
     """Mask-shift restoration tile by tile (see :class:`TileOperator`): (canvas, network calls)."""
     from tqdm.auto import tqdm
@@ -331,7 +342,7 @@ def _run_tiles(job: Job, plan: Plan, model: Any, rec: Any, yK: torch.Tensor, mK:
         op = TileOperator(free_op, (C, t.height, t.width), (t.overlap_h, t.overlap_w), tuple(y_free.shape[1:]))
         y_t = op.join(y_free, canvas[..., t.top : r1, t.left : c1][..., op.known.to(yK.device)])
         try:
-            res = rec.run(model, y_t, op, generator=gens, return_info=True)
+            res = _run_recipe(rec, model, y_t, op, gens)
         except CapabilityError as exc:
             raise CapabilityError(
                 f"{exc} — a tile's operator (the task on the new pixels plus the overlap) has no SVD view: "
@@ -422,7 +433,7 @@ def restore_batch(
         gens = [g for j in jobs for g in sample_generators(j.seed, j.index, K, device)]
         if plan.tile is None:
             op_pad = first.operator(mK).to(device=device, dtype=dtype)
-            res = rec.run(model, yK, op_pad, generator=gens, return_info=True, progress=progress)
+            res = _run_recipe(rec, model, yK, op_pad, gens, progress)
             x_all, nfe = res.x, int(res.nfe)
         else:
             x_all, nfe = _run_tiles(first, plan, model, rec, yK, mK, gens, progress)
