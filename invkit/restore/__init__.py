@@ -1,7 +1,9 @@
 """``invkit restore``: restoring a user's own images (see :mod:`invkit.restore.core`).
 
-The core (this package's :mod:`~invkit.restore.images` and :mod:`~invkit.restore.core`) turns
-one image into a restoration; :mod:`invkit.restore.files` (folders, manifests, resume, sharding)
+The core turns one image into a restoration: :mod:`~invkit.restore.images` (reading and
+writing files), :mod:`~invkit.restore.jobs` (the operator and ``y`` of one image),
+:mod:`~invkit.restore.grid` (padding and tiles) and :mod:`~invkit.restore.core` (running
+recipes: batches, samples, consistency); :mod:`invkit.restore.files` (folders, manifests, resume, sharding)
 builds on it. ``invkit.restore(...)`` is :func:`restore`.
 """
 
@@ -13,34 +15,20 @@ import types
 from typing import Any
 
 from .core import (
-    AUTO_TILE_FACTOR,
     DTYPES,
-    LOCAL_OPERATORS,
-    RESTORE_TASKS,
-    TILEABLE_OPERATORS,
-    Job,
     Plan,
     RestoreResult,
-    Tile,
-    TileOperator,
-    batch_key,
     build_recipe,
     data_dtype,
-    padding,
     plan_job,
-    prepare,
-    read_kernel,
-    read_mask,
-    reflect_pad,
     restore,
     restore_batch,
     sample_generators,
     sample_seed,
-    seam_stats,
-    size_multiple,
-    tile_plan,
 )
+from .grid import AUTO_TILE_FACTOR, Tile, TileOperator, padding, reflect_pad, seam_stats, size_multiple, tile_plan
 from .images import IMAGE_SUFFIXES, Picture, match_channels, read_image, resize_alpha, to_uint, write_image
+from .jobs import LOCAL_OPERATORS, RESTORE_TASKS, TILEABLE_OPERATORS, Job, batch_key, prepare, read_kernel, read_mask
 
 __all__ = [
     "AUTO_TILE_FACTOR",

@@ -42,7 +42,6 @@ The pieces, in the order :func:`invkit.restore` uses them:
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Mapping, Sequence
 
@@ -50,47 +49,51 @@ import attrs
 import numpy as np
 import torch
 
-from .. import rng
-from ..errors import CapabilityError, ConfigError, InvalidInputError, MissingFileError
-from ..operator import Operator, check_tensor
-from .images import ImageLike, Picture, match_channels, read_image
+from ..errors import CapabilityError, ConfigError, InvalidInputError
+from ..operator import Operator
+from .grid import (
+    AUTO_TILE_FACTOR,
+    Tile,
+    TileOperator,
+    _tile_size,
+    padding,
+    reflect_pad,
+    seam_stats,
+    size_multiple,
+    tile_plan,
+)
+from .images import ImageLike, Picture
+from .jobs import LOCAL_OPERATORS, RESTORE_TASKS, TILEABLE_OPERATORS, Job, batch_key, prepare, read_kernel, read_mask
 
+# the names of grid and jobs stay importable from here (the first version kept them in core)
 __all__ = [
     "AUTO_TILE_FACTOR",
+    "DTYPES",
     "LOCAL_OPERATORS",
-    "TILEABLE_OPERATORS",
     "RESTORE_TASKS",
+    "TILEABLE_OPERATORS",
     "Job",
-    "RestoreResult",
-    "TileOperator",
-    "prepare",
-    "read_mask",
-    "read_kernel",
-    "size_multiple",
-    "padding",
-    "tile_plan",
     "Plan",
-    "plan_job",
-    "sample_seed",
-    "sample_generators",
+    "RestoreResult",
+    "Tile",
+    "TileOperator",
     "batch_key",
     "build_recipe",
-    "restore_batch",
+    "data_dtype",
+    "padding",
+    "plan_job",
+    "prepare",
+    "read_kernel",
+    "read_mask",
+    "reflect_pad",
     "restore",
+    "restore_batch",
+    "sample_generators",
+    "sample_seed",
     "seam_stats",
+    "size_multiple",
+    "tile_plan",
 ]
-
-#: registered operators whose ``y`` pixels each depend on one ``s × s`` block of ``x`` only
-#: (an operator may also declare ``local = True``)
-LOCAL_OPERATORS = frozenset({"sr_avgpool", "inpainting", "denoise", "colorization", "colorization_sr"})
-#: registered operators that can be tiled (the local ones, and bicubic SR whose taps are short);
-#: an operator may declare ``tileable = True``
-TILEABLE_OPERATORS = LOCAL_OPERATORS | {"sr_bicubic"}
-
-#: restore-only tasks next to :data:`invkit.evaluation.TASKS`: a user's own mask or kernel
-RESTORE_TASKS = ("inpainting", "blur")
-
-MODES = ("measured", "degrade")
 
 #: the ``dtype`` strings :func:`restore` takes
 DTYPES = ("float32", "float64", "bfloat16", "float16")
@@ -100,610 +103,6 @@ def data_dtype(dtype: str) -> torch.dtype:
     """The images' and solver's dtype for a ``dtype`` string: float64 stays float64; half
     precisions run the backbone under autocast while images and recipes stay float32."""
     return torch.float64 if dtype == "float64" else torch.float32
-
-
-# ---------------------------------------------------------------------------------------------
-# tasks, masks, kernels
-
-
-def _task(name: str, operator: str | None, params: Mapping[str, Any] | None):
-    """The effective :class:`~invkit.evaluation.Task`: a named task, maybe with its operator replaced."""
-    from ..evaluation import Task, get_task
-
-    if name == "inpainting":
-        base = Task("inpainting", "inpainting", "inpainting", description="the user's own mask (white = known)")
-    elif name == "blur":
-        # rcond 3e-2 (DeblurGauss's cut) rather than blur_fft's 1e-3: a real photo's noise and
-        # quantisation at frequencies the kernel nearly removes would be amplified 1000×
-        base = Task("blur", "blur_fft", "deblur", {"rcond": 3e-2}, description="circular blur with the user's own kernel")
-    else:
-        base = get_task(name)
-    if operator is None:
-        if params:
-            base = attrs.evolve(base, params={**dict(base.params), **dict(params)})
-        return base
-    from ..plugins import operators_registry
-
-    operators_registry.get(operator)  # an unknown name fails here, with the list
-    return Task(operator, operator, base.engine_task, dict(params or {}), description=f"operator {operator!r}")
-
-
-def read_mask(mask: ImageLike | Picture, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """A mask file or array as a ``(1, H, W)`` float tensor of 0/1 (**white = known**, 1).
-
-    Any image works: it is converted to gray and thresholded at half range (a JPEG's ringing
-    does not turn known pixels into holes). Its alpha, if any, is ignored.
-
-    Args:
-        mask: a path, PIL image, NumPy array or tensor (see :func:`read_image`); a bool or 0/1
-            array is taken as it is.
-        size: the ``(H, W)`` it must have (the input image's); it is never resized.
-
-    Raises:
-        InvalidInputError: a size mismatch, or a mask that keeps no pixel.
-    """
-    if isinstance(mask, np.ndarray) and mask.dtype == bool:
-        m = torch.from_numpy(mask.astype(np.float32))
-    elif isinstance(mask, torch.Tensor) and mask.dtype == torch.bool:
-        m = mask.float()
-    else:
-        if isinstance(mask, torch.Tensor) and mask.is_floating_point() and float(mask.min()) >= 0 and float(mask.max()) <= 1:
-            mask = mask * 2 - 1  # a 0/1 float tensor, not an image in [-1, 1]
-        pic = read_image(mask)
-        m = (pic.x.mean(dim=0) > 0).float()
-    while m.ndim > 2 and m.shape[0] == 1:
-        m = m[0]
-    if m.ndim != 2:
-        raise InvalidInputError(f"a mask must be one gray image (H, W), got shape {tuple(m.shape)}")
-    where = f" ({mask})" if isinstance(mask, (str, bytes)) or hasattr(mask, "__fspath__") else ""
-    if size is not None and tuple(m.shape) != tuple(size):
-        raise InvalidInputError(
-            f"the mask{where} is {m.shape[0]}×{m.shape[1]} but the image is {size[0]}×{size[1]} (H×W); "
-            f"masks are never resized: give a mask of the image's size (white = known, black = missing)"
-        )
-    if not bool((m > 0).any()):
-        raise InvalidInputError(f"the mask{where} keeps no pixel (it is all black); white marks the known pixels")
-    return m[None]
-
-
-def read_kernel(kernel: str | Any) -> torch.Tensor:
-    """A blur kernel as a float64 ``(kh, kw)`` tensor normalised to sum 1.
-
-    Args:
-        kernel: a ``.npy`` file (a 2-D array, read without pickle), a grayscale image file
-            (pixel values are the weights), a NumPy array or a tensor.
-
-    Raises:
-        MissingFileError: the file does not exist.
-        InvalidInputError: not 2-D, not finite, or summing to zero or less.
-    """
-    import os
-
-    if isinstance(kernel, (str, os.PathLike)):
-        path = str(kernel)
-        if not os.path.isfile(path):
-            raise MissingFileError(f"{path}: no such kernel file")
-        if path.lower().endswith(".npy"):
-            try:
-                k = torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float64))
-            except (ValueError, OSError) as exc:
-                raise InvalidInputError(f"{path}: not a readable .npy array ({exc})") from exc
-        else:
-            k = (read_image(path).x.double().mean(dim=0) + 1) / 2
-    elif isinstance(kernel, np.ndarray):
-        k = torch.from_numpy(kernel.astype(np.float64))
-    elif isinstance(kernel, torch.Tensor):
-        k = kernel.detach().cpu().double()
-    else:
-        raise InvalidInputError(f"a kernel must be a .npy/image path, an array or a tensor, got {type(kernel).__name__}")
-    if k.ndim != 2 or k.numel() == 0:
-        raise InvalidInputError(f"a blur kernel must be 2-D (kh, kw), got shape {tuple(k.shape)}")
-    if not bool(torch.isfinite(k).all()) or float(k.sum()) <= 0:
-        raise InvalidInputError("a blur kernel must be finite with a positive sum (it is normalised to sum 1)")
-    return k / k.sum()
-
-
-# ---------------------------------------------------------------------------------------------
-# jobs
-
-
-@attrs.frozen(eq=False)
-class Job:
-    """One image's restoration problem, before any backbone-dependent padding or tiling.
-
-    Attributes:
-        name: a label (the file name for files).
-        index: the image's position in its run; with ``seed`` it fixes every random draw.
-        seed: the run's seed.
-        mode: ``"measured"`` or ``"degrade"``.
-        task: the effective :class:`~invkit.evaluation.Task` (operator name and parameters).
-        noise: the measurement noise (:class:`~invkit.noise.Noise`) — drawn in degrade mode,
-            told to noise-aware recipes in both modes.
-        y: the measurement ``(C_y, h, w)`` (float32 or float64).
-        mask: the inpainting mask ``(1, H, W)`` on the ``x`` grid (1 = known), or None.
-        x_shape: the restoration's shape ``(C, H, W)``.
-        x_true: the clean image in degrade mode, else None.
-        alpha: the input's alpha ``(1, h', w')`` kept aside, or None.
-        bit_depth: the input's bit depth (8 or 16).
-        notes: every conversion made so far.
-    """
-
-    name: str
-    index: int
-    seed: int
-    mode: str
-    task: Any
-    noise: Any
-    y: torch.Tensor
-    mask: torch.Tensor | None
-    x_shape: tuple[int, int, int]
-    x_true: torch.Tensor | None = None
-    alpha: torch.Tensor | None = None
-    bit_depth: int = 8
-    notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-
-    def operator(self, mask: torch.Tensor | None = None) -> Operator:
-        """The operator, on the grid of ``mask`` when given (else this job's own)."""
-        return _build_op(self.task, self.x_shape[0], self.mask if mask is None else mask)
-
-    @property
-    def scale(self) -> int | None:
-        """``H / h`` when ``y`` is an image on a grid ``scale`` times coarser than ``x``, else None."""
-        if self.y.ndim != 3:
-            return None
-        H, W = self.x_shape[-2:]
-        h, w = self.y.shape[-2:]
-        if H % h or W % w or H // h != W // w:
-            return None
-        return H // h
-
-    @property
-    def local(self) -> bool:
-        return _is(self.task.operator, "local", LOCAL_OPERATORS)
-
-    @property
-    def tileable(self) -> bool:
-        return self.scale is not None and _is(self.task.operator, "tileable", TILEABLE_OPERATORS)
-
-
-def _is(name: str, attr: str, table: frozenset) -> bool:
-    if name in table:
-        return True
-    from ..plugins import operators_registry
-
-    try:
-        factory = operators_registry.get(name).factory
-    except Exception:  # noqa: BLE001 - an unregistered name is simply not local
-        return False
-    return bool(getattr(factory, attr, False))
-
-
-def _build_op(task, channels: int, mask: torch.Tensor | None) -> Operator:
-    from ..plugins import operators_registry
-
-    params = dict(task.params)
-    if task.pass_channels:
-        params["channels"] = int(channels)
-    if mask is not None:
-        params["mask"] = mask
-    return operators_registry.build(task.operator, **params)
-
-
-def _shape_of(op: Operator, y: torch.Tensor) -> tuple[int, ...]:
-    try:
-        return tuple(op.input_shape((1,) + tuple(y.shape)))[1:]
-    except Exception as exc:  # noqa: BLE001 - a third-party operator may raise anything here
-        raise CapabilityError(
-            f"operator {type(op).__name__} cannot tell the x shape for a measurement of shape {tuple(y.shape)} "
-            f"({exc}); in measured mode an operator must implement input_shape(y_shape)"
-        ) from exc
-
-
-def prepare(
-    image: ImageLike | Picture,
-    task: str = "sr4",
-    *,
-    backbone: Any,
-    mode: str = "measured",
-    mask: Any = None,
-    kernel: Any = None,
-    noise_sigma: float | None = None,
-    operator: str | None = None,
-    params: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    index: int = 0,
-    name: str | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> Job:
-    """Build the operator and the measurement of one image.
-
-    Measured mode (the default): the image is ``y``. ``sr2``/``sr4``/``sr8`` give an ``x`` that
-    many times larger; ``colorization`` takes a gray photo to the backbone's channels; the
-    inpainting tasks (``inpainting``, ``inpaint-box``, ``inpaint-random``) need ``mask`` (white =
-    known, the image's size); ``deblur`` with a ``kernel`` (or the ``blur`` task) uses circular
-    convolution with it (``blur_fft``), without one the task's Gaussian; ``denoise`` uses
-    ``noise_sigma`` (the task's 0.2 by default) to inform noise-aware recipes.
-
-    Degrade mode: the image is a clean ``x``; ``y = noise(A x)`` with the mask (for
-    ``inpaint-box``/``inpaint-random`` without ``mask``) and the noise drawn from image
-    ``index``'s ``operator`` and ``noise`` streams (:func:`~invkit.evaluation.image_seed`).
-    An ``x`` whose size the operator cannot take (not a multiple of the SR scale) is cropped
-    at the bottom/right, with a note.
-
-    Args:
-        image: a path, PIL image, array, tensor or :class:`Picture`.
-        task: a task of :data:`invkit.evaluation.TASKS` or :data:`RESTORE_TASKS`.
-        backbone: the backbone (its ``channels`` decide the image's channels) or a channel count.
-        mode: ``"measured"`` or ``"degrade"``.
-        mask: the inpainting mask (see :func:`read_mask`).
-        kernel: a blur kernel (see :func:`read_kernel`).
-        noise_sigma: Gaussian noise σ in ``[-1, 1]`` units (drawn in degrade mode; told to the
-            recipe in both).
-        operator: any registered operator name instead of the task's (``params`` its parameters);
-            the task then only picks the recipe's per-task numbers. In measured mode the operator
-            must implement ``input_shape(y_shape)``.
-        params: parameters of ``operator`` (or overrides of the task's).
-        seed: the run's seed.
-        index: the image's index (its seeds).
-        name: a label (default: the file name, or ``image-<index>``).
-        dtype: the float dtype of ``y`` and ``x``.
-
-    Returns:
-        The :class:`Job`.
-
-    Raises:
-        UnknownNameError: an unknown task or operator.
-        CapabilityError: colorization with a 1-channel backbone, an operator without
-            ``input_shape`` in measured mode.
-        InvalidInputError: a missing/mis-sized mask, a bad kernel, an unreadable image.
-    """
-    from ..evaluation import image_generators, make_noise
-    from ..noise import Measurement
-
-    if mode not in MODES:
-        raise ConfigError(f"mode must be 'measured' or 'degrade', got {mode!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 or isinstance(index, bool) or not isinstance(index, int) or index < 0:
-        raise ConfigError(f"seed and index must be integers >= 0, got seed={seed!r}, index={index!r}")
-    channels = backbone if isinstance(backbone, int) else int(getattr(backbone, "channels", 0) or 0)
-    if channels < 1:
-        raise ConfigError(f"backbone must be a Backbone (with .channels) or a channel count, got {backbone!r}")
-    params = dict(params or {})
-    if kernel is not None:
-        if operator is None and task in ("deblur", "deblur-ddrm", "blur"):
-            task = "blur"
-        elif operator is None:
-            raise ConfigError(f"a kernel is for the deblurring tasks ('deblur', 'blur'), not {task!r}")
-        params["kernel"] = read_kernel(kernel)
-    if operator is None and task == "blur" and "kernel" not in params:
-        raise InvalidInputError("the 'blur' task needs the blur kernel: pass kernel= (a .npy array or a gray PNG)")
-    t = _task(task, operator, params)
-    notes: list[str] = []
-    if noise_sigma is None and mode == "measured" and t.default_sigma > 0:
-        notes.append(f"noise sigma {t.default_sigma:g} ([-1, 1] units) assumed (the task's default); pass noise_sigma to change it")
-    noise = make_noise(t, noise_sigma)
-    colorize = t.operator in ("colorization", "colorization_sr") or t.rgb
-    if colorize and channels == 1:
-        raise CapabilityError(
-            "colorization needs a colour (3-channel) backbone; this backbone has 1 channel (e.g. fashion32). "
-            "Use an RGB backbone (--backbone adm-256 --checkpoint PATH) or another task"
-        )
-    pic = read_image(image)
-    notes += list(pic.notes)
-    label = name or (pic.source.rsplit("/", 1)[-1] if pic.source else f"image-{index:05d}")
-    x_in = pic.x.to(dtype)
-    masked = t.mask is not None or t.operator == "inpainting"
-
-    if mode == "measured":
-        if colorize:
-            if x_in.shape[0] != 1:
-                probe = _build_op(t, channels, None)
-                x_in = probe.A(x_in[None])[0]
-                notes.append("colour image turned gray with the colorization operator's own weights (it is y)")
-            y = x_in
-        else:
-            y, note = match_channels(x_in, channels)
-            if note:
-                notes.append(note)
-        m = None
-        if masked:
-            if mask is None:
-                raise InvalidInputError(
-                    f"task {t.name!r} on a measured image needs its mask: pass mask= (a PNG of the image's size, white = known)"
-                )
-            m = read_mask(mask, tuple(y.shape[-2:])).to(dtype)
-            if not bool(((y * (1 - m)) == 0).all()):
-                y = y * m  # hidden pixels carry no information: zero them as A x does
-                notes.append("pixels outside the mask were set to 0 (they are unknown)")
-        elif mask is not None:
-            raise ConfigError(f"a mask is for the inpainting tasks, not {t.name!r}")
-        op = _build_op(t, channels, m)
-        x_shape = _shape_of(op, y)
-        if len(x_shape) != 3:
-            raise CapabilityError(f"operator {t.operator!r} gives x of shape {x_shape} for this image; restore needs (C, H, W)")
-        try:
-            y_probe = op.A(torch.zeros((1,) + tuple(x_shape), dtype=y.dtype))
-        except Exception as exc:  # noqa: BLE001 - a third-party operator may raise anything
-            raise CapabilityError(f"operator {t.operator!r} cannot be applied to x of shape {x_shape} ({exc})") from exc
-        if tuple(y_probe.shape[1:]) != tuple(y.shape):
-            raise CapabilityError(
-                f"operator {t.operator!r} says x has shape {x_shape} for y of shape {tuple(y.shape)}, but maps it to "
-                f"{tuple(y_probe.shape[1:])}; in measured mode an operator must implement input_shape(y_shape)"
-            )
-        if x_shape[0] != channels:
-            raise CapabilityError(f"operator {t.operator!r} restores {x_shape[0]} channel(s) but the backbone has {channels}")
-        return Job(label, index, seed, mode, t, noise, y.contiguous(), m, tuple(int(v) for v in x_shape),
-                   alpha=pic.alpha, bit_depth=pic.bit_depth, notes=notes)  # fmt: skip
-
-    # degrade: the image is x
-    x, note = match_channels(x_in, channels)
-    if note:
-        notes.append(note)
-    scale = int(t.params.get("scale", 1)) if isinstance(t.params.get("scale", 1), int) else 1
-    H, W = x.shape[-2:]
-    Hc, Wc = H - H % scale, W - W % scale
-    if (Hc, Wc) != (H, W):
-        if Hc == 0 or Wc == 0:
-            raise InvalidInputError(f"the image is {H}×{W}, smaller than the scale {scale}")
-        x = x[..., :Hc, :Wc]
-        notes.append(f"cropped from {H}×{W} to {Hc}×{Wc} (a multiple of the scale {scale}) before degrading")
-    m = None
-    if mask is not None:
-        if not masked:
-            raise ConfigError(f"a mask is for the inpainting tasks, not {t.name!r}")
-        m = read_mask(mask, tuple(x.shape[-2:])).to(dtype)
-    elif t.mask is not None:
-        m = t.masks(tuple(x.shape), image_generators(seed, [index], "operator"))[0].to(dtype)
-    elif masked:
-        raise InvalidInputError(f"task {t.name!r} needs a mask: pass mask= (white = known)")
-    op = _build_op(t, channels, m)
-    y = Measurement(op, noise).sample(x[None], generator=image_generators(seed, [index], "noise"))[0]
-    return Job(label, index, seed, mode, t, noise, y.contiguous(), m, tuple(int(v) for v in x.shape), x_true=x.contiguous(),
-               alpha=pic.alpha, bit_depth=pic.bit_depth, notes=notes)  # fmt: skip
-
-
-def batch_key(job: Job) -> tuple:
-    """Jobs with equal keys can be restored as one batch by :func:`restore_batch`."""
-    params = tuple(sorted((k, _fingerprint(v)) for k, v in job.task.params.items()))
-    return (job.task.operator, params, tuple(job.y.shape), job.x_shape, job.mask is not None, job.y.dtype, repr(job.noise))
-
-
-def _fingerprint(v: Any) -> Any:
-    if isinstance(v, torch.Tensor):
-        return (tuple(v.shape), str(v.dtype), hash(v.detach().cpu().double().numpy().tobytes()))
-    if isinstance(v, np.ndarray):
-        return (v.shape, str(v.dtype), hash(v.tobytes()))
-    return repr(v)
-
-
-# ---------------------------------------------------------------------------------------------
-# sizes: padding and tiles
-
-
-def size_multiple(backbone: Any) -> int:
-    """The multiple the backbone's input height and width must be.
-
-    In order: an explicit ``size_multiple`` attribute on the backbone or its ``net``; a
-    ddim-repo DDPM UNet (``num_resolutions``): ``2^(len(ch_mult) − 1)`` (8 for fashion32); a
-    guided-diffusion ADM UNet: 2 to the number of its downsampling blocks; a backbone without
-    an ``image_size`` (size-agnostic): 1; otherwise the backbone runs at its ``image_size`` only,
-    which is then the multiple (and every larger output is tiled).
-    """
-    for obj in (backbone, getattr(backbone, "net", None)):
-        m = getattr(obj, "size_multiple", None)
-        if isinstance(m, int) and m >= 1:
-            return m
-    net = getattr(backbone, "net", None)
-    if net is not None and isinstance(getattr(net, "num_resolutions", None), int):
-        return 2 ** (net.num_resolutions - 1)
-    if net is not None and hasattr(net, "input_blocks"):
-        downs = sum(
-            1 for mod in net.modules() if type(mod).__name__ == "Downsample" or (getattr(mod, "updown", False) and not getattr(getattr(mod, "h_upd", None), "up", True))
-        )
-        return 2**downs
-    size = getattr(backbone, "image_size", None)
-    return 1 if size is None else int(size)
-
-
-def _reflect_index(n_out: int, n: int) -> torch.Tensor:
-    """Indices ``0..n_out−1`` folded into ``[0, n)`` by mirror reflection without edge repeat
-    (``n, n+1 → n−2, n−3``), repeated as often as needed; ``n = 1`` gives zeros."""
-    j = torch.arange(n_out)
-    if n == 1:
-        return torch.zeros_like(j)
-    period = 2 * (n - 1)
-    j = j % period
-    return torch.where(j >= n, period - j, j)
-
-
-def reflect_pad(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``t`` ``(..., h, w)`` mirror-padded at the bottom and right to ``size = (h', w')``."""
-    h, w = t.shape[-2:]
-    if (h, w) == tuple(size):
-        return t
-    rows, cols = _reflect_index(size[0], h).to(t.device), _reflect_index(size[1], w).to(t.device)
-    return t.index_select(-2, rows).index_select(-1, cols)
-
-
-def padding(x_size: tuple[int, int], scale: int, multiple: int) -> tuple[int, int]:
-    """The padded ``(H', W')``: the smallest sizes ``>= x_size`` that are multiples of
-    ``lcm(multiple, scale)`` (so the ``y`` grid, ``scale`` times coarser, stays whole)."""
-    q = math.lcm(int(multiple), int(scale))
-    return tuple(-(-n // q) * q for n in x_size)  # type: ignore[return-value]
-
-
-@attrs.frozen
-class Tile:
-    """One tile of a plan: its box in the padded ``x`` grid and its overlap with earlier tiles.
-
-    ``(top, left)`` is its corner, ``(height, width)`` its size; the first ``overlap_h`` rows and
-    ``overlap_w`` columns were restored by earlier tiles (the top and left strips); the rest,
-    the bottom-right *free* rectangle, is new.
-    """
-
-    top: int
-    left: int
-    height: int
-    width: int
-    overlap_h: int
-    overlap_w: int
-
-
-def _axis(n: int, size: int, overlap: int) -> list[tuple[int, int]]:
-    """(position, overlap with the previous tile) along one axis of length ``n``."""
-    if n <= size:
-        return [(0, 0)]
-    stride = size - overlap
-    pos = list(range(0, n - size, stride)) + [n - size]
-    return [(p, 0 if k == 0 else pos[k - 1] + size - p) for k, p in enumerate(pos)]
-
-
-def tile_plan(size: tuple[int, int], tile: int, overlap: int) -> list[Tile]:
-    """Overlapping tiles covering a ``size = (H, W)`` grid in raster order.
-
-    Tiles are ``tile × tile`` (clipped to the grid when it is smaller); along each axis they
-    start at ``0, tile − overlap, 2(tile − overlap), …`` and the last one ends at the grid's edge
-    (so its overlap may be larger). With ``tile`` and ``overlap`` multiples of the SR scale (and
-    ``H, W`` too) every border is block-aligned.
-    """
-    if not (isinstance(tile, int) and tile >= 1 and isinstance(overlap, int) and 0 <= overlap < tile):
-        raise ConfigError(f"a tile plan needs tile >= 1 and 0 <= overlap < tile, got tile={tile!r}, overlap={overlap!r}")
-    rows, cols = _axis(size[0], tile, overlap), _axis(size[1], tile, overlap)
-    th, tw = min(tile, size[0]), min(tile, size[1])
-    return [Tile(r, c, th, tw, oh, ow) for r, oh in rows for c, ow in cols]
-
-
-#: ``tile="auto"`` runs a fully convolutional backbone on the whole image up to this many times
-#: its training size per side, and tiles beyond (in tiles of that size); see :func:`plan_job`
-AUTO_TILE_FACTOR = 4
-
-
-def _tile_size(tile: Any, model: Any, scale: int, multiple: int, x_size: tuple[int, int], op_name: str, tileable: bool) -> tuple[int | None, str | None]:
-    """(tile size or None for no tiling, a note)."""
-    q = math.lcm(multiple, scale)
-    if tile == "off" or tile is None or tile is False:
-        return None, None
-    image_size = getattr(model, "image_size", None)
-    if tile == "auto":
-        if image_size is None:
-            return None, None
-        fixed = multiple >= image_size  # runs at its training size only
-        limit = int(image_size) * (1 if fixed else AUTO_TILE_FACTOR)
-        if max(x_size) <= limit:
-            return None, None
-        if not tileable:
-            if fixed:
-                raise CapabilityError(
-                    f"the backbone runs at {image_size}×{image_size} only and operator {op_name!r} cannot be tiled; "
-                    f"give images whose restoration is {image_size}×{image_size}"
-                )
-            return None, f"not tiled: operator {op_name!r} cannot be tiled; the fully convolutional backbone ran on the whole {x_size[0]}×{x_size[1]} image"
-        size = (limit // q) * q
-        if size < q:
-            raise CapabilityError(f"cannot tile: the backbone's {image_size} px is below the SR scale's alignment {q}")
-        return size, None
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-        raise ConfigError(f"tile must be 'auto', 'off' or a tile size in pixels, got {tile!r}")
-    if tile % q:
-        raise ConfigError(f"tile = {tile} must be a multiple of {q} (the backbone's multiple {multiple} and the scale {scale})")
-    if not tileable:
-        raise CapabilityError(
-            f"operator {op_name!r} cannot be tiled (its measurements are not local: e.g. a blur mixes the whole image); "
-            f"use tile='off' (the backbone is fully convolutional)"
-        )
-    return tile, None
-
-
-class TileOperator(Operator):
-    r"""One tile's operator: the identity on the pixels already restored, the task elsewhere.
-
-    The tile ``x`` ``(B, C, h, w)`` splits into the overlap ``O`` (the first ``overlap_h`` rows
-    and ``overlap_w`` columns: pixels earlier tiles restored) and the free rectangle ``F`` (the
-    rest). ``A x = (A_F x_F, x_O)`` flattened into one vector per sample, where ``A_F`` is the task
-    operator on ``F`` (its mask cropped to ``F``). The two parts act on disjoint pixels, so
-    ``A⁺ = A_F⁺ ⊕ I`` and ``Aᵀ = A_Fᵀ ⊕ I`` are exact, and back projection pins the overlap to the
-    restored pixels while fitting ``F`` to its measurements (DDNM's mask-shift restoration).
-    """
-
-    def __init__(self, free_op: Operator, tile_shape: tuple[int, int, int], overlap: tuple[int, int], y_free_shape: tuple[int, ...]):
-        super().__init__()
-        self.free_op = free_op
-        self.tile_shape = tuple(tile_shape)
-        self.oh, self.ow = overlap
-        C, h, w = self.tile_shape
-        known = torch.zeros(h, w, dtype=torch.bool)
-        known[: self.oh] = True
-        known[:, : self.ow] = True
-        self.register_buffer("known", known, persistent=False)
-        self.n_known = int(known.sum()) * C
-        self.y_free_shape = tuple(y_free_shape)
-        self.n_free = math.prod(self.y_free_shape)
-
-    def split(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(y_F (B, *y_free_shape), x_O (B, C, n_O))`` of a tile measurement."""
-        B = y.shape[0]
-        return y[:, : self.n_free].reshape((B,) + self.y_free_shape), y[:, self.n_free :].reshape(B, self.tile_shape[0], -1)
-
-    def join(self, y_free: torch.Tensor, x_known: torch.Tensor) -> torch.Tensor:
-        """The flat tile measurement from the free part's ``y`` and the known pixels ``(B, C, n_O)``."""
-        return torch.cat([y_free.flatten(1), x_known.flatten(1)], dim=1)
-
-    def _free(self, x: torch.Tensor) -> torch.Tensor:
-        return x[..., self.oh :, self.ow :]
-
-    def _place(self, free: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        B = free.shape[0]
-        out = torch.zeros((B,) + self.tile_shape, dtype=free.dtype, device=free.device)
-        out[..., self.oh :, self.ow :] = free
-        out[..., self.known.to(free.device)] = known.to(free.dtype)
-        return out
-
-    def A(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor(x, "x", ndim=4)
-        return self.join(self.free_op.A(self._free(x)), x[..., self.known.to(x.device)])
-
-    def AT(self, y: torch.Tensor) -> torch.Tensor:
-        yf, k = self.split(y)
-        return self._place(self.free_op.AT(yf), k)
-
-    def pinv(self, y: torch.Tensor) -> torch.Tensor:
-        yf, k = self.split(y)
-        return self._place(self.free_op.pinv(yf), k)
-
-    def input_shape(self, y_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (y_shape[0],) + self.tile_shape
-
-    @property
-    def exact_pinv(self) -> bool:
-        return self.free_op.exact_pinv
-
-
-def seam_stats(x: torch.Tensor, tile: int, overlap: int) -> dict[str, float]:
-    """How visible tile borders are in a tiled restoration ``x`` ``(…, H, W)``.
-
-    The borders are where one tile's new pixels meet an earlier tile's: the column (row) at the
-    end of each tile's predecessor along the axis (:func:`tile_plan` with ``tile`` and
-    ``overlap``). Returns the mean absolute jump ``|x[j] − x[j−1]|`` between horizontally and
-    vertically adjacent pixels across those borders (``border``) and everywhere else
-    (``inside``), and their ratio (about 1 when no seam shows).
-    """
-    H, W = x.shape[-2:]
-
-    def borders(n: int) -> list[int]:
-        return [p + o for k, (p, o) in enumerate(_axis(n, tile, overlap)) if k > 0]
-
-    dx = (x[..., :, 1:] - x[..., :, :-1]).abs()  # jump between columns j-1 and j at index j-1
-    dy = (x[..., 1:, :] - x[..., :-1, :]).abs()
-    col_b = torch.zeros(W - 1, dtype=torch.bool)
-    for b in borders(W):
-        col_b[b - 1] = True
-    row_b = torch.zeros(H - 1, dtype=torch.bool)
-    for b in borders(H):
-        row_b[b - 1] = True
-    border = torch.cat([dx[..., :, col_b].flatten(), dy[..., row_b, :].flatten()])
-    inside = torch.cat([dx[..., :, ~col_b].flatten(), dy[..., ~row_b, :].flatten()])
-    b = float(border.double().mean()) if border.numel() else float("nan")
-    i = float(inside.double().mean()) if inside.numel() else float("nan")
-    return {"border": b, "inside": i, "ratio": b / i if i > 0 else float("nan"), "n_border": int(border.numel())}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -918,6 +317,16 @@ def plan_job(job: Job, model: Any, *, tile: Any = "auto", overlap: int | None = 
     return Plan(mult, scale, (H, W), (Hp, Wp), size, ov, tiles, tuple(notes))
 
 
+def _run_recipe(rec: Any, model: Any, y: torch.Tensor, op: Operator, gens, progress: bool = False):
+    """``rec.run`` with ``return_info``; the size was chosen on purpose (a multiple of the
+    backbone's :func:`size_multiple`, padded or tiled), so a recipe that checks ``x`` against a
+    fixed ``image_size`` is told ``allow_any_size=True``."""
+    import inspect
+
+    extra = {"allow_any_size": True} if "allow_any_size" in inspect.signature(rec.run).parameters else {}
+    return rec.run(model, y, op, generator=gens, return_info=True, progress=progress, **extra)
+
+
 def _run_tiles(job: Job, plan: Plan, model: Any, rec: Any, yK: torch.Tensor, mK: torch.Tensor | None, gens, progress: bool):
     """Mask-shift restoration tile by tile (see :class:`TileOperator`): (canvas, network calls)."""
     from tqdm.auto import tqdm
@@ -933,7 +342,7 @@ def _run_tiles(job: Job, plan: Plan, model: Any, rec: Any, yK: torch.Tensor, mK:
         op = TileOperator(free_op, (C, t.height, t.width), (t.overlap_h, t.overlap_w), tuple(y_free.shape[1:]))
         y_t = op.join(y_free, canvas[..., t.top : r1, t.left : c1][..., op.known.to(yK.device)])
         try:
-            res = rec.run(model, y_t, op, generator=gens, return_info=True)
+            res = _run_recipe(rec, model, y_t, op, gens)
         except CapabilityError as exc:
             raise CapabilityError(
                 f"{exc} — a tile's operator (the task on the new pixels plus the overlap) has no SVD view: "
@@ -1008,6 +417,12 @@ def restore_batch(
     C, H, W = first.x_shape
     info: dict[str, Any] = {"recipe": repr(rec) if rec is not None else "input", "samples": K}
     notes: list[str] = []
+    noisy = getattr(first.noise, "sigma", None) != 0.0
+    if rec is not None and noisy and first.task.operator == "denoise" and _ends_consistent(rec, first.noise):
+        notes.append(
+            "a hard back projection onto a noisy y returns y itself for denoising (A = I): use a noise-aware "
+            "recipe such as ddrm-30 or ddnm+ with noise_sigma"
+        )
     if rec is None:
         x_all, nfe = pinv.repeat_interleave(K, dim=0), 0
     else:
@@ -1018,7 +433,7 @@ def restore_batch(
         gens = [g for j in jobs for g in sample_generators(j.seed, j.index, K, device)]
         if plan.tile is None:
             op_pad = first.operator(mK).to(device=device, dtype=dtype)
-            res = rec.run(model, yK, op_pad, generator=gens, return_info=True, progress=progress)
+            res = _run_recipe(rec, model, yK, op_pad, gens, progress)
             x_all, nfe = res.x, int(res.nfe)
         else:
             x_all, nfe = _run_tiles(first, plan, model, rec, yK, mK, gens, progress)

@@ -12,7 +12,12 @@ from invkit import hookimpl
 from invkit.operator import Operator
 from invkit.plugins import register_plugin, unregister_plugin
 from invkit.errors import CapabilityError, ConfigError, InvalidInputError, UnknownNameError
-from invkit.evaluation import TASKS, image_seed
+from invkit.evaluation import image_seed
+
+try:  # the evaluation tasks were renamed EVAL_TASKS (TASKS stays as a deprecated alias)
+    from invkit.evaluation import EVAL_TASKS as TASKS
+except ImportError:
+    from invkit.evaluation import TASKS
 from invkit.models import NetBackbone
 from invkit.restore import (
     batch_key,
@@ -150,6 +155,8 @@ def test_denoise_and_colorization_measured():
     y = rand((1, 8, 8), seed=4)
     res = restore(y, "denoise", noise_sigma=0.1, recipe="ddnm+:generation_steps=3", backbone=tiny(), return_info=True)
     assert res.x.shape == (1, 8, 8) and "sigma_y=0.1" in res.info["recipe"]
+    res = restore(y, "denoise", noise_sigma=0.1, recipe=FAST, backbone=tiny(), return_info=True)
+    assert torch.equal(res.x, y) and any("noise-aware" in n for n in res.notes)
     job = prepare(y, "denoise", backbone=1)
     assert job.noise.sigma == 0.2 and any("assumed" in n for n in job.notes)
     with pytest.raises(CapabilityError, match="3-channel"):
@@ -373,3 +380,8 @@ def test_plan_job_decides_before_running():
     assert plan_job(job, model, tile="off").tiles == ()
     with pytest.raises(CapabilityError):
         plan_job(prepare(rand((1, 40, 40)), "deblur", backbone=model), model, tile=8)
+
+
+def test_no_denoise_warning_without_noise():
+    res = restore(rand((1, 4, 4)), "denoise", noise_sigma=0.0, recipe=FAST, backbone=tiny(), return_info=True)
+    assert not any("noise-aware" in n for n in res.notes)
