@@ -30,10 +30,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("invkit.commands.listing", "list plugins, loaded, disabled and failed"),
     "demo": ("invkit.commands.demo", "restore 8 Fashion-MNIST test images with SSD, DDNM, DDRM and write a grid"),
     "eval": ("invkit.commands.eval", "evaluate recipes on a dataset and task (PSNR, SSIM, FID, NFE, time)"),
+    "restore": ("invkit.commands.restore", "restore your own images: files and folders, any size, resumable"),
 }
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "operators": ("invkit.bench.operators", "time A and A+ of every operator on a (8, 3, 256, 256) batch"),
     "speed": ("invkit.bench.speed", "backbone forward time, recipe time, overhead ratio and peak memory"),
+    "restore": ("invkit.bench.restore", "invkit restore: files/s batch 1 vs batched, and a tiled restoration's time and seams"),
 }
 
 

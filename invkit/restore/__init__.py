@@ -1,0 +1,91 @@
+"""``invkit restore``: restoring a user's own images (see :mod:`invkit.restore.core`).
+
+The core turns one image into a restoration: :mod:`~invkit.restore.images` (reading and
+writing files), :mod:`~invkit.restore.jobs` (the operator and ``y`` of one image),
+:mod:`~invkit.restore.grid` (padding and tiles) and :mod:`~invkit.restore.core` (running
+recipes: batches, samples, consistency); :mod:`invkit.restore.files` (folders, manifests, resume, sharding)
+builds on it. ``invkit.restore(...)`` is :func:`restore`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
+
+from .core import (
+    DTYPES,
+    Plan,
+    RestoreResult,
+    build_recipe,
+    data_dtype,
+    plan_job,
+    restore,
+    restore_batch,
+    sample_generators,
+    sample_seed,
+)
+from .grid import AUTO_TILE_FACTOR, Tile, TileOperator, padding, reflect_pad, seam_stats, size_multiple, tile_plan
+from .images import IMAGE_SUFFIXES, Picture, match_channels, read_image, resize_alpha, to_uint, write_image
+from .jobs import LOCAL_OPERATORS, RESTORE_TASKS, TILEABLE_OPERATORS, Job, batch_key, prepare, read_kernel, read_mask
+
+__all__ = [
+    "AUTO_TILE_FACTOR",
+    "DTYPES",
+    "IMAGE_SUFFIXES",
+    "LOCAL_OPERATORS",
+    "RESTORE_TASKS",
+    "TILEABLE_OPERATORS",
+    "Job",
+    "Plan",
+    "Picture",
+    "RestoreResult",
+    "Tile",
+    "TileOperator",
+    "batch_key",
+    "build_recipe",
+    "data_dtype",
+    "match_channels",
+    "padding",
+    "plan_job",
+    "prepare",
+    "read_image",
+    "read_kernel",
+    "read_mask",
+    "reflect_pad",
+    "resize_alpha",
+    "restore",
+    "restore_batch",
+    "sample_generators",
+    "sample_seed",
+    "seam_stats",
+    "size_multiple",
+    "tile_plan",
+    "to_uint",
+    "write_image",
+]
+
+# the files layer (restore_files, ...) lives in .files, loaded on first use
+_FILES = ("restore_files",)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FILES:
+        value = getattr(importlib.import_module(".files", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'invkit.restore' has no attribute {name!r}")
+
+
+class _CallableModule(types.ModuleType):
+    """``invkit.restore`` is both this package and the function :func:`restore`: importing the
+    package binds the *module* to ``invkit.restore`` (Python sets a package's submodules as its
+    attributes), so the module itself forwards calls to the function and
+    ``invkit.restore(image, ...)`` works whichever of the two the name holds."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return restore(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
