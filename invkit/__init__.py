@@ -79,6 +79,8 @@ _LAZY = {
     "DDRM": "guidance",
     "DPMSolver2M": "multistep",
     "AttentionInjection": "injection",
+    "restore": "restoration",
+    "restore_files": "restoration",
     "Recipe": "sampling",
     "RunResult": "sampling",
     "StepInfo": "sampling",

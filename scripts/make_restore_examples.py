@@ -18,7 +18,7 @@ import torch
 
 import invkit
 from invkit.data import fashion_mnist
-from invkit.restore import write_image
+from invkit.restoration import write_image
 
 CLASSES = ("tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
 #: Fashion-MNIST test indices used (one per garment shown)

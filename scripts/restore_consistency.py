@@ -8,7 +8,7 @@ import torch
 torch.set_num_threads(1)
 import invkit
 from invkit.data import fashion_mnist
-from invkit.restore import prepare, restore_batch
+from invkit.restoration import prepare, restore_batch
 x, _ = fashion_mnist("test", limit=4, dtype=torch.float64)
 big = torch.cat([torch.cat([x[0], x[1]], -1), torch.cat([x[2], x[3]], -1)], -2)  # (1, 64, 64)
 x = big[None].expand(4, -1, -1, -1)

@@ -6,7 +6,7 @@ output's size) | the restoration (the mean of 8 samples) | the per-pixel spread 
 
     PYTHONPATH=.:plugins python scripts/restore_figures.py        # writes docs/img/restore_*.png
 
-It uses exactly the command's library call (invkit.restore.files.restore_files) with the
+It uses exactly the command's library call (invkit.restoration.files.restore_files) with the
 defaults (fashion32, ssd-30 unless said, seed 0), on 1 CPU thread; about a minute.
 """
 
@@ -42,8 +42,8 @@ def _pad(x: torch.Tensor, H: int, W: int) -> torch.Tensor:
 
 def figure(name: str, folder: str, options: dict, work: Path) -> Path:
     from invkit.evaluation import display_measurement, image_grid
-    from invkit.restore import read_image
-    from invkit.restore.files import restore_files
+    from invkit.restoration import read_image
+    from invkit.restoration.files import restore_files
 
     out = work / name
     rep = restore_files([DATA / folder], out, samples=SAMPLES, seed=0, **options)

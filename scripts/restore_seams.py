@@ -18,7 +18,7 @@ import torch
 
 import invkit
 from invkit.data import fashion_mnist
-from invkit.restore import prepare, restore_batch, seam_stats
+from invkit.restoration import prepare, restore_batch, seam_stats
 
 
 def main() -> None:

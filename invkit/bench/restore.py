@@ -1,6 +1,6 @@
 r"""``invkit bench restore``: what ``invkit restore`` costs on a folder, and what tiling costs.
 
-Two measurements, both through :func:`invkit.restore.files.restore_files` (the command's own
+Two measurements, both through :func:`invkit.restoration.files.restore_files` (the command's own
 path: reading, hashing, the journal, atomic PNG writes and the manifest included; the backbone is
 loaded once beforehand):
 
@@ -11,7 +11,7 @@ loaded once beforehand):
   images) degraded with the task (``--degrade``) and restored with each ``--tiles`` setting
   (default ``auto``: on fashion32, 128-px tiles beyond 128 px, a quarter overlap, mask-shift; and
   ``off``: one pass of the fully convolutional net) — wall time, PSNR against the clean mosaic,
-  and the seam figures of :func:`invkit.restore.seam_stats`: the mean jump between neighbouring
+  and the seam figures of :func:`invkit.restoration.seam_stats`: the mean jump between neighbouring
   pixels across tile borders, inside tiles, and their ratio (about 1: no visible seam). An
   untiled restoration is measured at the borders of the first tiled setting, as the reference.
 
@@ -67,7 +67,7 @@ def _clean_images(n: int) -> torch.Tensor:
 
 
 def _save(x: torch.Tensor, path: Path) -> None:
-    from ..restore import write_image
+    from ..restoration import write_image
 
     write_image(x, path, bit_depth=8)
 
@@ -75,7 +75,7 @@ def _save(x: torch.Tensor, path: Path) -> None:
 def files_per_second(model: Any, args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
     """Restore one folder of ``args.n`` measured inputs at each batch size; files/s per size."""
     from ..evaluation import get_task
-    from ..restore.files import restore_files
+    from ..restoration.files import restore_files
 
     task = get_task(args.task)
     x = _clean_images(args.n)
@@ -109,8 +109,8 @@ def files_per_second(model: Any, args: argparse.Namespace, root: Path) -> list[d
 
 def tiled(model: Any, args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
     """A large clean mosaic, degraded and restored tiled and untiled: time, PSNR, seams."""
-    from ..restore import read_image, seam_stats
-    from ..restore.files import restore_files
+    from ..restoration import read_image, seam_stats
+    from ..restoration.files import restore_files
 
     m = args.mosaic
     x = _clean_images(m * m)
@@ -152,7 +152,7 @@ def tiled(model: Any, args: argparse.Namespace, root: Path) -> list[dict[str, An
 
 
 def _count_tiles(hw: Any, size: int | None, overlap: int | None) -> int:
-    from ..restore import tile_plan
+    from ..restoration import tile_plan
 
     return len(tile_plan(tuple(int(v) for v in hw), size, overlap)) if size else 1
 
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 0 or args.size < 1 or args.mosaic < 1 or any(b < 1 for b in args.batch_sizes):
         raise ConfigError("--size, --mosaic and every --batch-sizes value must be >= 1, --n >= 0")
-    from ..restore.files import parse_tile
+    from ..restoration.files import parse_tile
 
     args.tiles = [parse_tile(t) for t in args.tiles]
     set_threads(args.threads)

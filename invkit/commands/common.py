@@ -11,14 +11,19 @@ literals (``--set``, ``--backbone-opt``).
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from ..errors import ConfigError
 from ..evaluation import DTYPES, parse_literal
 
-__all__ = ["DTYPE_NAMES", "DEFAULT_THREADS", "key_value", "set_threads", "add_threads", "add_quiet", "check_at_least"]
+__all__ = [
+    "DTYPE_NAMES", "DEFAULT_THREADS", "key_value", "set_threads", "add_threads", "add_quiet", "check_at_least",
+    "join_process_group",
+]
 
 #: the dtype names every command accepts
 DTYPE_NAMES = tuple(DTYPES)
@@ -65,3 +70,17 @@ def check_at_least(**values: tuple[int | None, int]) -> None:
     for name, (value, low) in values.items():
         if value is not None and value < low:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+
+
+def join_process_group(device: str) -> tuple[int, int, str] | None:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1): join the process group; (rank, world, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world < 2:
+        return None
+    if device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device

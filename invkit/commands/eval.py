@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from .. import evaluation as ev
 from ..errors import ConfigError
-from .common import DTYPE_NAMES, add_quiet, add_threads, check_at_least, key_value, set_threads
+from .common import DTYPE_NAMES, add_quiet, add_threads, check_at_least, join_process_group, key_value, set_threads
 
 DEFAULT_METHODS = ["input", "ssd-30", "ddnm-30", "ddrm-30"]
 DEFAULT_OUT = "out/invkit-eval"
@@ -108,20 +108,6 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it: give one of them")
 
 
-def _process_group(device: str) -> tuple[int, int, str] | None:
-    """Under ``torchrun`` (``WORLD_SIZE`` > 1): join the process group; (rank, world, device)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world < 2:
-        return None
-    if device.startswith("cuda"):
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        device = f"cuda:{local}"
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return dist.get_rank(), dist.get_world_size(), device
-
-
 def run(args: argparse.Namespace) -> int:
     _check_flags(args)
     ev.check_output_folder(args.out)
@@ -158,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         print((folder.out / "table.md").read_text("utf-8"), end="")
         print(f"{args.out} already holds this complete evaluation; nothing to do (--overwrite recomputes it)")
         return 0
-    group = _process_group(args.device)
+    group = join_process_group(args.device)
     try:
         if group is None:
             done: dict = {}

@@ -1,6 +1,6 @@
 """``invkit restore``: restore your own images — files and folders, any size, resumable.
 
-A thin layer over :func:`invkit.restore.files.restore_files`: it parses the options, merges a
+A thin layer over :func:`invkit.restoration.files.restore_files`: it parses the options, merges a
 ``--config`` TOML file under them (the command line wins), joins the ``torchrun`` process group
 when there is one, and prints the summary. See ``docs/restore.md``.
 """
@@ -108,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "restore") -> Non
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
     """The options of a run: the defaults, under the ``--config`` file, under the command line."""
-    from ..restore.files import load_config
+    from ..restoration.files import load_config
 
     values = dict(DEFAULTS)
     if getattr(args, "config", None):
@@ -129,13 +129,14 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..restore.files import _check_device, restore_files
-    from .eval import _process_group, set_threads
+    from ..evaluation import check_device
+    from ..restoration.files import restore_files
+    from .common import join_process_group, set_threads
 
     values = resolve(args)
     set_threads(values["threads"])
-    _check_device(values["device"])  # before torchrun's process group picks a GPU
-    group = _process_group(values["device"])
+    check_device(values["device"])  # before torchrun's process group picks a GPU
+    group = join_process_group(values["device"])
     try:
         report = restore_files(
             values["inputs"],

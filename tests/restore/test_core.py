@@ -19,7 +19,7 @@ try:  # the evaluation tasks were renamed EVAL_TASKS (TASKS stays as a deprecate
 except ImportError:
     from invkit.evaluation import TASKS
 from invkit.models import NetBackbone
-from invkit.restore import (
+from invkit.restoration import (
     batch_key,
     padding,
     prepare,
@@ -326,13 +326,13 @@ def test_public_restore_with_fashion32():
     assert x.shape == (1, 32, 24) and x.dtype == torch.float32
 
 
-def test_the_package_is_callable_as_invkit_restore():
+def test_invkit_restore_is_the_function_whatever_is_imported():
     import invkit
-    import invkit.restore as package
+    import invkit.restoration as package
+    from invkit.restoration.files import restore_files
 
-    # importing the package binds the module to invkit.restore; it forwards calls to restore()
-    assert invkit.restore is package and callable(package)
-    x = package(rand((1, 2, 2)), "sr4", recipe="input", backbone=tiny())
+    assert invkit.restore is package.restore and invkit.restore_files is restore_files
+    x = invkit.restore(rand((1, 2, 2)), "sr4", recipe="input", backbone=tiny())
     assert x.shape == (1, 8, 8)
 
 
@@ -369,7 +369,7 @@ def test_shipped_examples_restore_offline():
 
 
 def test_plan_job_decides_before_running():
-    from invkit.restore import plan_job
+    from invkit.restoration import plan_job
 
     model = tiny(image_size=8, multiple=4)
     job = prepare(rand((1, 13, 9)), "sr4", backbone=model)

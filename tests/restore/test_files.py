@@ -1,4 +1,4 @@
-"""``invkit.restore.files.restore_files``: discovery, every task in both modes, resume, refusal,
+"""``invkit.restoration.files.restore_files``: discovery, every task in both modes, resume, refusal,
 corrupt files, samples, journal and manifest (a random 16-px DDPM, a 3-call recipe)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from PIL import Image
 from invkit.errors import ConfigError, InvkitError, MissingFileError
 from invkit import evaluation
 
-from invkit.restore.files import (
+from invkit.restoration.files import (
     Journal,
     _batch_plan,
     discover,

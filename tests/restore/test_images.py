@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from invkit.errors import CapabilityError, ConfigError, InvalidDTypeError, InvalidInputError, MissingFileError
-from invkit.restore import match_channels, read_image, resize_alpha, to_uint, write_image
+from invkit.restoration import match_channels, read_image, resize_alpha, to_uint, write_image
 
 
 def _u8(shape, seed=0):

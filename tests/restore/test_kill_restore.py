@@ -98,7 +98,7 @@ def test_sigkill_mid_folder_then_resume(tmp_path):
 def test_interrupt_between_image_and_journal_then_resume(tmp_path, monkeypatch, capsys):
     """Ctrl-C right after an image is written but before its journal line: status 130, a manifest
     marked incomplete, and the rerun redoes that file (same bytes) and nothing that was recorded."""
-    from invkit.restore import files
+    from invkit.restoration import files
 
     rng = np.random.default_rng(3)
     folder = tmp_path / "in"

@@ -9,7 +9,7 @@ from torch import nn
 import invkit
 from invkit.errors import CapabilityError, ConfigError
 from invkit.models import NetBackbone
-from invkit.restore import TileOperator, prepare, restore, restore_batch, seam_stats, tile_plan
+from invkit.restoration import TileOperator, prepare, restore, restore_batch, seam_stats, tile_plan
 from invkit.schedule import NoiseSchedule
 
 FAST = "ssd:inversion_steps=2,generation_steps=3"

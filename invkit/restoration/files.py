@@ -2,7 +2,7 @@
 
 :func:`restore_files` finds the images under its inputs, checks everything it can before the
 first network call (names, sizes, masks, kernels, the checkpoint, the output folder), then
-restores the files in batches of equal size with the core (:mod:`invkit.restore.core`) and
+restores the files in batches of equal size with the core (:mod:`invkit.restoration.core`) and
 writes each output atomically (:mod:`invkit.io`) into a tree under ``out`` that mirrors the
 input tree.
 
@@ -35,6 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 
 from ..errors import ConfigError, InvkitError, MissingFileError
+from ..evaluation import check_device
 from .images import IMAGE_SUFFIXES  # what a folder is searched for (case-insensitive), recursively
 
 __all__ = [
@@ -402,19 +403,6 @@ class RestoreReport:
 # checks before any work
 
 
-def _check_device(device: Any) -> None:
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"--device {device!r} is not a device: use cpu, cuda, cuda:1, ... ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device!r} asked for but CUDA is not available here; use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-
-
 def _check_writable(out: Path) -> None:
     """``out`` is a folder we may write in, or can be created (nothing is created here)."""
     if out.exists() and not out.is_dir():
@@ -511,7 +499,7 @@ def restore_files(
         inputs: image files and/or folders (searched recursively).
         out: the output folder; ``out/<relative stem>.png`` per input, plus ``manifest.json``.
         task: a task of the evaluation tasks (`invkit eval --task`) or ``inpainting``/``blur``
-            (:func:`invkit.restore.prepare`); or give ``operator``.
+            (:func:`invkit.restoration.prepare`); or give ``operator``.
         operator: any registered operator instead of a task, with ``operator_params``.
         operator_params: the operator's parameters.
         degrade: the inputs are clean: ``y`` is synthesised (seeded per file), and ``y``, ``A⁺y``
@@ -572,7 +560,7 @@ def restore_files(
     )  # fmt: skip
     out = Path(out)
     mode = "degrade" if settings.degrade else "measured"
-    _check_device(device)
+    check_device(str(device))
 
     # -- everything checkable before the first network call ----------------------------------
     # the output folder and a mask folder may sit inside an input folder: never take them as inputs
@@ -881,7 +869,7 @@ def _batch_plan(sources: Sequence[Source], sizes: Mapping[str, Any], batch_size:
 
 
 def _groups(jobs: Sequence[Any], meta: Sequence[Any]) -> list[list[tuple[Any, Any]]]:
-    """Jobs split by :func:`~invkit.restore.batch_key` (files of one size may still differ, e.g.
+    """Jobs split by :func:`~invkit.restoration.batch_key` (files of one size may still differ, e.g.
     after an EXIF rotation), in order of their first job."""
     from .core import batch_key
 

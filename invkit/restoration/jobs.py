@@ -1,6 +1,6 @@
 r"""One image's restoration problem: the task's operator and the measurement ``y``
 (:func:`prepare`), in measured mode (the image is ``y``) or degrade mode (the image is a clean
-``x`` and ``y = noise(A x)`` is drawn with the image's own seeds). See :mod:`invkit.restore.core`
+``x`` and ``y = noise(A x)`` is drawn with the image's own seeds). See :mod:`invkit.restoration.core`
 for how a :class:`Job` is run.
 """
 

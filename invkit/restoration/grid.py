@@ -1,6 +1,6 @@
 r"""Sizes: the backbone's size multiple, reflect padding, and overlapping tiles with the tile
 operator of mask-shift restoration (DDNM, Wang et al. ICLR 2023, §3.3). See
-:mod:`invkit.restore.core` for how they are used.
+:mod:`invkit.restoration.core` for how they are used.
 """
 
 from __future__ import annotations

@@ -1,17 +1,18 @@
-"""``invkit restore``: restoring a user's own images (see :mod:`invkit.restore.core`).
+"""``invkit restore``: restoring a user's own images (see :mod:`invkit.restoration.core`).
 
-The core turns one image into a restoration: :mod:`~invkit.restore.images` (reading and
-writing files), :mod:`~invkit.restore.jobs` (the operator and ``y`` of one image),
-:mod:`~invkit.restore.grid` (padding and tiles) and :mod:`~invkit.restore.core` (running
-recipes: batches, samples, consistency); :mod:`invkit.restore.files` (folders, manifests, resume, sharding)
+The package is ``invkit.restoration``; the functions are also ``invkit.restore`` and
+``invkit.restore_files`` (a package named ``restore`` would clash with the function).
+
+The core turns one image into a restoration: :mod:`~invkit.restoration.images` (reading and
+writing files), :mod:`~invkit.restoration.jobs` (the operator and ``y`` of one image),
+:mod:`~invkit.restoration.grid` (padding and tiles) and :mod:`~invkit.restoration.core` (running
+recipes: batches, samples, consistency); :mod:`invkit.restoration.files` (folders, manifests, resume, sharding)
 builds on it. ``invkit.restore(...)`` is :func:`restore`.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 from .core import (
@@ -75,17 +76,4 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(".files", __name__), name)
         globals()[name] = value
         return value
-    raise AttributeError(f"module 'invkit.restore' has no attribute {name!r}")
-
-
-class _CallableModule(types.ModuleType):
-    """``invkit.restore`` is both this package and the function :func:`restore`: importing the
-    package binds the *module* to ``invkit.restore`` (Python sets a package's submodules as its
-    attributes), so the module itself forwards calls to the function and
-    ``invkit.restore(image, ...)`` works whichever of the two the name holds."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return restore(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+    raise AttributeError(f"module 'invkit.restoration' has no attribute {name!r}")
