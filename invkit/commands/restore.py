@@ -11,7 +11,13 @@ import argparse
 import sys
 from typing import Any
 
+import torch.distributed as dist
+
+from .. import evaluation as ev
 from ..errors import ConfigError
+from ..evaluation import check_device
+from ..restoration.files import load_config, restore_files
+from .common import join_process_group, key_value, set_threads
 
 EPILOG = """\
 exit status:
@@ -57,20 +63,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _key_value(text: str) -> tuple[str, Any]:
-    from .. import evaluation as ev
-
-    literal = getattr(ev, "parse_literal", None) or ev._literal  # the public name where it exists
-    key, eq, raw = text.partition("=")
-    if not eq or not key.strip().isidentifier():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), literal(raw.strip())
-
-
 def add_arguments(parser: argparse.ArgumentParser, name: str = "restore") -> None:
-    from .. import evaluation as ev
 
-    TASKS = getattr(ev, "EVAL_TASKS", None) or ev.TASKS  # renamed EVAL_TASKS on main
+    TASKS = ev.EVAL_TASKS
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.usage = (
@@ -81,14 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "restore") -> Non
     parser.add_argument("--out", help="output folder; outputs mirror the input tree as OUT/<relative stem>.png")
     parser.add_argument("--task", help=f"one of: {', '.join(TASKS)}")
     parser.add_argument("--operator", help="any registered operator instead of --task (see `invkit operators`)")
-    parser.add_argument("--set", action="append", type=_key_value, metavar="KEY=VALUE",
+    parser.add_argument("--set", action="append", type=key_value, metavar="KEY=VALUE",
                         help="an --operator parameter, repeatable (e.g. --set scale=4)")
     parser.add_argument("--degrade", action="store_true", default=None,
                         help="inputs are clean images: synthesise y (seeded per file), save y, A+y and the restoration, report PSNR/SSIM")
     parser.add_argument("--recipe", help="recipe preset, or NAME:key=value,... overrides (default: ssd-30 with the task's numbers)")
     parser.add_argument("--backbone", help="registered backbone (default: fashion32, embedded, no download)")
     parser.add_argument("--checkpoint", help="weights file for the backbone")
-    parser.add_argument("--backbone-opt", action="append", type=_key_value, metavar="KEY=VALUE", help="extra backbone option, repeatable")
+    parser.add_argument("--backbone-opt", action="append", type=key_value, metavar="KEY=VALUE", help="extra backbone option, repeatable")
     parser.add_argument("--mask", help="inpainting mask (1/white = observed): one file, or a folder with one mask per input, matched by name")
     parser.add_argument("--kernel", help="blur kernel: .npy or grayscale PNG (normalised to sum 1)")
     parser.add_argument("--noise-sigma", type=float, help="Gaussian measurement noise sigma in [-1, 1] units (the task's default otherwise)")
@@ -108,7 +103,6 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "restore") -> Non
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
     """The options of a run: the defaults, under the ``--config`` file, under the command line."""
-    from ..restoration.files import load_config
 
     values = dict(DEFAULTS)
     if getattr(args, "config", None):
@@ -129,9 +123,6 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import check_device
-    from ..restoration.files import restore_files
-    from .common import join_process_group, set_threads
 
     values = resolve(args)
     set_threads(values["threads"])
@@ -167,8 +158,6 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         if group is not None:
-            import torch.distributed as dist
-
             dist.destroy_process_group()
     if group is not None and group[0] != 0:  # rank 0 reports for every process
         return report.exit_status

@@ -154,7 +154,8 @@ class RestoreResult:
         psnr: PSNR (dB) of ``x`` against ``x_true`` in degrade mode, measured as ``invkit eval``
             does (``x`` quantised as SSD saves it, ``x_true``'s own uint8 pixels), else None.
         ssim: SSIM likewise, else None.
-        name, index: the job's.
+        name: the job's name (its file's relative stem, or ``image``).
+        index: the job's index (its position among the inputs; it seeds degrade mode).
         alpha: the input's alpha resized to ``(H, W)``, or None.
         bit_depth: the input's bit depth.
         notes: every conversion and decision made.

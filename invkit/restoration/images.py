@@ -69,6 +69,7 @@ class Picture:
 
     @property
     def channels(self) -> int:
+        """The number of channels of ``x`` (1 gray, 3 RGB)."""
         return int(self.x.shape[0])
 
     @property

@@ -67,7 +67,7 @@ def test_restores_a_folder_and_mirrors_it(images, tmp_path, capsys):
         (["--operator", "sr_bicubic", "--set", "scael=3"], "scael"),
         (["--task", "sr2", "--config", "missing.toml"], "config file"),
         (["--task", "sr2", "--device", "cuda:99" if torch.cuda.is_available() else "cuda"], "CUDA"),
-        (["--task", "sr2", "--device", "gpu"], "not a device"),
+        (["--task", "sr2", "--device", "gpu"], "unknown device"),
         ([], "give exactly one of a task"),
     ],
 )
