@@ -18,6 +18,12 @@ A subclass implements as much as it knows in closed form:
 Operators are ``torch.nn.Module`` objects: their parameters are buffers, so ``.to(device)`` and
 ``.double()`` move them, and they never change after construction (a random mask is drawn once,
 from the caller's generator, when the operator is built).
+
+Why this module is long (~600 lines): it is one concept, the operator contract, and its parts
+depend on one another — ``SVDView`` (the spectral form every exact ``pinv`` goes through), the
+generic fallbacks (autograd adjoint, the CGLS pseudo-inverse with its stop rule) that every
+A-only operator relies on, and ``compose`` (whose exact pseudo-inverse needs both). Splitting them
+would scatter one contract over several files that must always change together.
 """
 
 from __future__ import annotations

@@ -17,6 +17,11 @@ Environment switches:
   plugin (built-ins stay).
 - ``INVKIT_STRICT_PLUGINS=1`` makes every plugin failure a :class:`~invkit.errors.PluginError`
   (the test suite sets it, so a broken built-in fails loudly).
+
+Why this module is long (~590 lines): loading plugins, reporting their failures and the
+registries filled from their hooks are one mechanism — a registry's load is where a plugin's hook
+runs and can fail, so the failure policy (warn once, strict mode, duplicate names) and the
+registries share the manager's state and lock.
 """
 
 from __future__ import annotations

@@ -26,6 +26,10 @@ Checkpoints and exports name the architecture by its registered backbone name
 
 ``--what classifier`` trains the small CNN whose penultimate features define
 :func:`invkit.metrics.fid_fashion` and exports its weights the same way.
+
+Why this module is long (~680 lines): one command — its config (every knob validated before
+any work), the training loop, the resumable checkpoint and the export — whose parts share the
+config and the checkpoint format; the classifier trainer lives with the fashion32 plugin.
 """
 
 from __future__ import annotations
