@@ -15,11 +15,12 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 import torch
 
-from .errors import InvalidDTypeError, InvalidInputError, InvkitError
+from .errors import ConfigError, InvalidDTypeError, InvalidInputError, InvkitError
 from .operator import Operator
 from .schedule import NoiseSchedule
 
 __all__ = [
+    "check_device",
     "RunInputs", "check_run", "check_tensor_dtype", "check_y_range", "EpsMonitor", "RANGE_FACTOR", "DARK_LEVEL",
     "EPS_CHECK_EVERY",
 ]
@@ -344,3 +345,35 @@ class EpsMonitor:
             f"the backbone returned a non-finite ε (NaN or Inf) at {phase} step {index} (t = {t}); the run is "
             f"stopped. Check the weights (a half-precision overflow?) and that x is in the backbone's range"
         )
+
+
+def check_device(text: str | torch.device, flag: str = "--device") -> torch.device:
+    """``text`` as a :class:`torch.device` that this machine has.
+
+    Args:
+        text: ``cpu``, ``cuda``, ``cuda:K`` or ``mps`` (or a device).
+        flag: the option it came from, for the message.
+
+    Returns:
+        The device.
+
+    Raises:
+        ConfigError: not a device name (``potato``), or a device that is not here (``cuda`` with
+            no GPU, ``cuda:9`` with two).
+    """
+    try:
+        device = torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"{flag} {text}: unknown device; use cpu, cuda, cuda:K or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{flag} {text}: CUDA is not available here; use {flag} cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"{flag} {text}: this machine has {torch.cuda.device_count()} CUDA device(s) (cuda:0 ...)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"{flag} {text}: MPS is not available here; use {flag} cpu")
+    elif device.type != "cpu":
+        raise ConfigError(f"{flag} {text}: invkit runs on cpu, cuda[:K] or mps, not {device.type!r}")
+    return device
+

@@ -59,52 +59,24 @@ def dtype_name(text: str) -> str:
 
 
 def parse_device(text: str) -> Any:
-    """``--device`` text → a ``torch.device`` that exists on this machine, or a :class:`ConfigError`."""
-    import torch
+    """``--device`` text → a ``torch.device`` that exists on this machine (:func:`invkit.checks.check_device`)."""
+    from .checks import check_device  # imported on use: this module must not import torch
 
-    from .errors import ConfigError
-
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        detail = " ".join(str(exc).split())
-        raise ConfigError(f"--device {text!r} is not a torch device ({detail}); use cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {text}: torch sees no CUDA device here; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) here")
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ConfigError(f"--device {text}: MPS is not available here; use --device cpu")
-    elif device.type != "cpu":
-        raise ConfigError(f"--device {text}: invkit runs on cpu, cuda or mps")
-    return device
+    return check_device(text)
 
 
 def check_output_dir(path: str | os.PathLike, flag: str) -> None:
-    """``path`` is, or can be made, a folder we may write into: checked before any computation."""
-    from .errors import ConfigError
+    """``path`` is, or can be made, a folder we may write into (:func:`invkit.io.check_output_dir`)."""
+    from .io import check_output_dir as check  # imported on use: this module must not import torch
 
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{flag} {path} exists and is not a folder; choose a folder path")
-    parent = path
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: cannot write into {parent} (permission denied or not a folder); choose a writable location")
+    check(path, flag)
 
 
 def check_output_file(path: str | os.PathLike, flag: str) -> None:
-    """``path`` names a file (not a folder) in a folder we may write into."""
-    from .errors import ConfigError
+    """``path`` names a file (not a folder) in a folder we may write into (:func:`invkit.io.check_output_file`)."""
+    from .io import check_output_file as check  # imported on use: this module must not import torch
 
-    text = os.fspath(path)
-    path = Path(path)
-    if path.is_dir() or text.endswith(("/", os.sep)):
-        raise ConfigError(f"{flag} {text} is a folder; give a file path inside it")
-    check_output_dir(path.parent, flag)
+    check(path, flag)
 
 
 class _Parser(argparse.ArgumentParser):

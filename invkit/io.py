@@ -11,14 +11,16 @@ import hashlib
 import json
 import os
 import platform
+import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from . import __version__
+from .errors import ConfigError
 from .plugins import plugin_names
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "sha256_bytes",
     "save_png",
     "environment",
+    "check_output_dir",
+    "check_output_file",
 ]
 
 
@@ -186,3 +190,64 @@ def environment(device: Any = "cpu", model: Any = None) -> dict[str, Any]:
         env["backbone_class"] = type(model).__name__
         env["backbone_parameters"] = int(sum(p.numel() for p in model.parameters()))
     return env
+
+
+def _writable_ancestor(path: Path, flag: str, shown: Path | None = None) -> Path:
+    """The nearest existing folder at or above ``path``, checked to be a folder we can write in."""
+    anc, path = path.absolute(), shown or path
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise ConfigError(f"{flag} {path}: {anc} is a file, not a folder, so nothing can be created there; choose another path")
+    try:  # os.access misjudges root on read-only mounts: try it
+        with tempfile.TemporaryFile(dir=anc):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: cannot write in {anc} ({exc.strerror or exc}); choose another path") from None
+    return anc
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Check, before any work and without creating it, that the folder ``path`` can be written.
+
+    Args:
+        path: the output folder (it may not exist yet).
+        flag: the option it came from, for the message.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ConfigError: ``path`` is a file, lies under a file, or is in a folder that cannot be written.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file, not a folder; choose a folder")
+    _writable_ancestor(path, flag)
+    return path
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "--out", suffixes: Sequence[str] = ()) -> Path:
+    """Check, before any work, that the file ``path`` can be written (its folder may be created).
+
+    Args:
+        path: the output file.
+        flag: the option it came from, for the message.
+        suffixes: the accepted file suffixes (lower case, with the dot); empty accepts any.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ConfigError: ``path`` is a folder (or ends with a separator), has another suffix, or cannot
+            be written.
+    """
+    text = os.fspath(path)
+    path = Path(path)
+    if path.is_dir() or text.endswith(("/", os.sep)):
+        raise ConfigError(f"{flag} {text} is a folder; give a file path inside it")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{flag} {path}: the file must end in {' or '.join(suffixes)}")
+    _writable_ancestor(path.parent, flag, shown=path)
+    return path
+

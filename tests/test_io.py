@@ -66,3 +66,33 @@ def test_save_png_rejects_what_it_cannot_write(tmp_path):
 def test_environment_records_versions():
     env = io.environment("cpu")
     assert env["device"] == "cpu" and env["invkit"] and env["torch"]
+
+
+def test_output_checks(tmp_path):
+    from invkit.errors import ConfigError
+
+    f = tmp_path / "plain.txt"
+    f.write_text("x")
+    assert io.check_output_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # nothing created
+    for bad, text in [(f, "is a file, not a folder"), (f / "run", "not a folder")]:
+        with pytest.raises(ConfigError, match=text):
+            io.check_output_dir(bad, "--out")
+    with pytest.raises(ConfigError, match="is a folder"):
+        io.check_output_file(tmp_path, "--export")
+    with pytest.raises(ConfigError, match="must end in .png"):
+        io.check_output_file(tmp_path / "a.jpg", "--out", (".png",))
+    assert io.check_output_file(tmp_path / "sub" / "a.png", "--out", (".png",)).name == "a.png"
+
+
+def test_one_device_check_everywhere():
+    from invkit.checks import check_device
+    from invkit.cli import parse_device
+    from invkit.errors import ConfigError
+    from invkit.evaluation import check_device as eval_check_device
+
+    assert eval_check_device is check_device
+    assert parse_device("cpu").type == "cpu"
+    for bad in ("potato", "meta"):
+        with pytest.raises(ConfigError, match=f"--device {bad}"):
+            parse_device(bad)

@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 from .. import evaluation as ev
 from ..errors import ConfigError
-from ..evaluation import check_device
+from ..checks import check_device
 from ..restoration.files import load_config, restore_files
 from .common import join_process_group, key_value, set_threads
 

@@ -9,6 +9,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .. import data
+from ..checks import check_device
 from ..errors import ConfigError, InvalidInputError, InvkitError, UnknownNameError
 from ..plugins import backbones_registry
 
@@ -17,30 +18,6 @@ __all__ = ["DTYPES", "FASHION_DATASETS", "load_images", "load_backbone", "data_d
 #: the dtype names every command takes: float32/float64 weights, or bfloat16/float16 autocast
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 FASHION_DATASETS = {"fashion-test": "test", "fashion-train": "train"}
-
-
-def check_device(text: str) -> torch.device:
-    """``text`` as a :class:`torch.device` this machine has.
-
-    Raises:
-        ConfigError: not a device name (``potato``), or a device that is not here (``cuda`` with
-            no GPU, ``cuda:9`` with two).
-    """
-    try:
-        device = torch.device(text)
-    except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(f"unknown device {text!r}; use cpu, cuda, cuda:K or mps") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {text!r} asked for but CUDA is not available here; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {text!r}: this machine has {torch.cuda.device_count()} CUDA device(s) (cuda:0 ...)")
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ConfigError(f"device {text!r} asked for but MPS is not available here; use --device cpu")
-    elif device.type != "cpu":
-        raise ConfigError(f"device {text!r}: invkit runs on cpu, cuda[:K] or mps, not {device.type!r}")
-    return device
 
 
 def data_dtype(dtype: str) -> torch.dtype:

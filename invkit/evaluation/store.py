@@ -27,7 +27,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..io import write_atomic, write_text_atomic
+from ..io import check_output_dir, write_atomic, write_text_atomic
+from ..io import check_output_file as io_check_output_file
 from .config import EvalConfig, EvalResult, settings_hash
 from .methods import parse_method
 from .reports import MANIFEST, listed_files, prune_empty, read_manifest
@@ -42,47 +43,18 @@ OUTPUT_NAMES = ("results.json", "table.md", "grid.png", "nfe_sweep.json", "nfe_s
 JOURNAL_FORMAT = "invkit-eval-rows/1"
 
 
-def _writable_ancestor(path: Path, what: str, shown: Path | None = None) -> Path:
-    """The nearest existing folder at or above ``path``, checked to be a writable folder."""
-    anc, path = path.absolute(), shown or path
-    while not anc.exists() and anc != anc.parent:
-        anc = anc.parent
-    if not anc.is_dir():
-        raise ConfigError(f"{what} {path}: {anc} is a file, so the folder cannot be created there; choose another path")
-    try:  # os.access ignores root's powers on read-only mounts only partly: try it
-        with tempfile.TemporaryFile(dir=anc):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"{what} {path}: cannot write in {anc} ({exc.strerror or exc}); choose another path") from None
-    return anc
-
-
 def check_output_folder(out: str | os.PathLike, what: str = "--out") -> Path:
-    """Check, before any work and without creating it, that the folder ``out`` can be written.
-
-    Raises:
-        ConfigError: ``out`` is a file, lies under a file, or is in a folder that cannot be written.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{what} {out} is a file, not a folder; choose a folder for the results")
-    _writable_ancestor(out, what)
-    return out
+    """Check, before any work and without creating it, that the folder ``out`` can be written
+    (:func:`invkit.io.check_output_dir`)."""
+    return check_output_dir(out, what)
 
 
 def check_output_file(path: str | os.PathLike, what: str = "--out", suffixes: Sequence[str] = (".png",)) -> Path:
-    """Check, before any work, that the file ``path`` can be written (its folder may be created).
-
-    Raises:
-        ConfigError: ``path`` is a folder, has another suffix, or cannot be written.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{what} {path} is a folder; give a file name such as {path / 'demo.png'}")
-    if suffixes and path.suffix.lower() not in suffixes:
-        raise ConfigError(f"{what} {path}: the file must end in {' or '.join(suffixes)}")
-    _writable_ancestor(path.parent, what, shown=path)
-    return path
+    """Check, before any work, that the file ``path`` can be written (its folder may be created;
+    :func:`invkit.io.check_output_file`)."""
+    if Path(path).is_dir():
+        raise ConfigError(f"{what} {path} is a folder; give a file name such as {Path(path) / 'demo.png'}")
+    return io_check_output_file(path, what, suffixes)
 
 
 def read_journal(path: str | os.PathLike) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
