@@ -19,6 +19,11 @@ the one manifest after a barrier.
 
 Seeds: file ``i`` (its position in the sorted list of inputs) draws from the generators of
 :func:`invkit.evaluation.image_seed` ``(seed, i, stream)``, as in ``invkit eval``.
+
+:func:`restore_files` runs in named steps: the checks (:mod:`~invkit.restoration.checks`, on
+:mod:`~invkit.restoration.inputs` and :mod:`~invkit.restoration.settings`), the folder and the
+plan, then the batches, each file's outputs (:mod:`~invkit.restoration.outputs`) recorded in the
+journal and merged into the manifest (:mod:`~invkit.restoration.journal`).
 """
 
 from __future__ import annotations
