@@ -6,8 +6,13 @@ The package is ``invkit.restoration``; the functions are also ``invkit.restore``
 The core turns one image into a restoration: :mod:`~invkit.restoration.images` (reading and
 writing files), :mod:`~invkit.restoration.jobs` (the operator and ``y`` of one image),
 :mod:`~invkit.restoration.grid` (padding and tiles) and :mod:`~invkit.restoration.core` (running
-recipes: batches, samples, consistency); :mod:`invkit.restoration.files` (folders, manifests, resume, sharding)
-builds on it. ``invkit.restore(...)`` is :func:`restore`.
+recipes: batches, samples, consistency). The files layer builds on it:
+:mod:`invkit.restoration.files` (``restore_files``: checks, the batch plan, resume, sharding) with
+:mod:`~invkit.restoration.inputs` (finding inputs, run files, path checks),
+:mod:`~invkit.restoration.settings` (the settings and their key),
+:mod:`~invkit.restoration.outputs` (one file's outputs and record) and
+:mod:`~invkit.restoration.journal` (journals, manifest, the report).
+``invkit.restore(...)`` is :func:`restore`.
 """
 
 from __future__ import annotations

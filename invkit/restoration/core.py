@@ -38,6 +38,15 @@ The pieces, in the order :func:`invkit.restore` uses them:
    batch with one generator per image and sample, so a batch gives the same bits as one-by-one
    runs on the CPU (the backbone permitting: a convolution's result must not depend on the
    batch size).
+
+Why one module of ~550 lines (the reason the house rule on module size asks for): what is left
+here after :mod:`~invkit.restoration.jobs`, :mod:`~invkit.restoration.grid` and
+:mod:`~invkit.restoration.images` moved out is the one pipeline above: :func:`plan_job` decides
+the padding and tiles that the tile loop and :func:`restore_batch` then carry out, on the seeds
+of :func:`sample_seed`, into a :class:`RestoreResult`, and :func:`restore` is that pipeline for
+one image. The steps share the :class:`Plan` and the order of steps 2-6, and a change to one
+(padding, tiling, the final projection, samples) is a change to the others; split across
+modules they would only import each other.
 """
 
 from __future__ import annotations
@@ -55,12 +64,12 @@ from .grid import (
     AUTO_TILE_FACTOR,
     Tile,
     TileOperator,
-    _tile_size,
     padding,
     reflect_pad,
     seam_stats,
     size_multiple,
     tile_plan,
+    tile_size,
 )
 from .images import ImageLike, Picture
 from .jobs import LOCAL_OPERATORS, RESTORE_TASKS, TILEABLE_OPERATORS, Job, batch_key, prepare, read_kernel, read_mask
@@ -305,7 +314,7 @@ def plan_job(job: Job, model: Any, *, tile: Any = "auto", overlap: int | None = 
         Hp, Wp = padding((H, W), scale, mult)
     if (Hp, Wp) != (H, W):
         notes.append(f"padded (reflect) from {H}×{W} to {Hp}×{Wp} for the backbone (multiples of {mult}); cropped back")
-    size, note = _tile_size(tile, model, scale, mult, (Hp, Wp), job.task.operator, job.tileable)
+    size, note = tile_size(tile, model, scale, mult, (Hp, Wp), job.task.operator, job.tileable)
     if note:
         notes.append(note)
     if size is None:

@@ -123,8 +123,15 @@ def tile_plan(size: tuple[int, int], tile: int, overlap: int) -> list[Tile]:
 AUTO_TILE_FACTOR = 4
 
 
-def _tile_size(tile: Any, model: Any, scale: int, multiple: int, x_size: tuple[int, int], op_name: str, tileable: bool) -> tuple[int | None, str | None]:
-    """(tile size or None for no tiling, a note)."""
+def tile_size(tile: Any, model: Any, scale: int, multiple: int, x_size: tuple[int, int], op_name: str, tileable: bool) -> tuple[int | None, str | None]:
+    """The tile size for ``tile`` (``"auto"``, ``"off"`` or pixels) on an ``x_size`` restoration:
+    (the size, or None for no tiling; a note, or None). Used by :func:`~invkit.restoration.core.plan_job`.
+
+    Raises:
+        ConfigError: ``tile`` is not auto/off/a positive size, or not a multiple of the backbone's
+            multiple and the SR scale.
+        CapabilityError: the operator cannot be tiled where tiling is needed or asked for.
+    """
     q = math.lcm(multiple, scale)
     if tile == "off" or tile is None or tile is False:
         return None, None
