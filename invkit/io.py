@@ -198,7 +198,7 @@ def _writable_ancestor(path: Path, flag: str, shown: Path | None = None) -> Path
     while not anc.exists() and anc != anc.parent:
         anc = anc.parent
     if not anc.is_dir():
-        raise ConfigError(f"{flag} {path}: {anc} is a file, not a folder, so nothing can be created there; choose another path")
+        raise ConfigError(f"{flag} {path}: cannot write there, {anc} is a file, not a folder; choose another path")
     try:  # os.access misjudges root on read-only mounts: try it
         with tempfile.TemporaryFile(dir=anc):
             pass

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError, InvkitError
-from ..evaluation import check_device
+from ..checks import check_device
 from .checks import CheckedRun, check_inputs, check_model, resolve
 from .images import IMAGE_SUFFIXES
 from .inputs import CONFIG_KEYS, Source, discover, load_config, parse_tile

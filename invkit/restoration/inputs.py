@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 
 from ..errors import ConfigError, MissingFileError
+from ..io import check_output_dir
 from .images import IMAGE_SUFFIXES  # what a folder is searched for (case-insensitive), recursively
 
 __all__ = [
@@ -191,14 +192,9 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
 
 
 def check_writable(out: Path) -> None:
-    """``out`` is a folder we may write in, or can be created (nothing is created here)."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write to --out {str(out)!r}: {str(probe)!r} is not a writable folder")
+    """``out`` is a folder we may write in, or can be created (nothing is created here;
+    :func:`invkit.io.check_output_dir`)."""
+    check_output_dir(out, "--out")
 
 
 def header_size(path: Path) -> tuple[int, int] | None:
