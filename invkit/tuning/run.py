@@ -202,12 +202,14 @@ def tune(
         while lo in have and lo < n:
             lo += 1
         if lo < n:
+            tic = time.perf_counter()
             chunk = restore(methods[trial], None if images is None else images[lo:n], names[lo:n], lo)
             kept = [{k: r[k] for k in ("index", "psnr", "ssim", "nfe", "seconds") if k in r} for r in chunk]
             wrong = sorted({r["nfe"] for r in kept} - {cfg.nfe})
             if wrong:
                 raise ConfigError(f"trial {trial} ({methods[trial]}) made {wrong[0]} network calls, not the budget {cfg.nfe}")
-            journal.append({"trial": trial, "config": configs[trial], "lo": lo, "hi": n, "rows": kept})
+            journal.append({"trial": trial, "config": configs[trial], "lo": lo, "hi": n, "rows": kept,
+                            "seconds": time.perf_counter() - tic})  # fmt: skip
             have.update({r["index"]: r for r in kept})
         values = [have[i][cfg.objective] for i in range(n)]
         bar.update(1)
@@ -220,6 +222,8 @@ def tune(
         bar.close()
         journal.close()
     wall = time.perf_counter() - t_start
+    # restoring time of every chunk, this session's and those of the sessions a resume continued
+    compute = float(sum(rec.get("seconds", 0.0) for rec in journal.records))
     trials = []
     for t, c in enumerate(configs):
         have = rows[t]
@@ -234,8 +238,9 @@ def tune(
         "trials": trials,
         "rungs": rungs,
         "winner": {**trials[winner], "score": rungs[-1]["scores"][str(winner)], "score_images": rungs[-1]["images"]},
-        "preset": {name: preset_entry(cfg, configs[winner], rungs, wall, command)},
+        "preset": {name: preset_entry(cfg, configs[winner], rungs, wall, command, compute)},
         "wall_seconds": wall,
+        "restore_seconds": compute,
         "environment": environment(cfg.device, model),
     }
     write_json_atomic(out / RESULT, doc)
@@ -243,18 +248,28 @@ def tune(
 
 
 def preset_entry(cfg: TuneConfig, config: Mapping[str, Any], rungs: Sequence[Mapping[str, Any]], wall: float,
-                 command: Mapping[str, Any] | None) -> dict[str, Any]:  # fmt: skip
-    """The presets-file entry of a winning ``config`` (see ``invkit_recipes.tuned``)."""
+                 command: Mapping[str, Any] | None, restore_seconds: float | None = None) -> dict[str, Any]:  # fmt: skip
+    """The presets-file entry of a winning ``config`` (see ``invkit_recipes.tuned``).
+
+    Args:
+        cfg: the run's configuration.
+        config: the winner's overrides.
+        rungs: the rungs of :func:`successive_halving`.
+        wall: this session's wall time (s).
+        command: the command line.
+        restore_seconds: restoring time of all sessions (a resumed run's wall time is only its own).
+    """
     task = _preset_task(cfg.task)
     n = rungs[-1]["images"]
     c = dict(config)
     found_by = {
         "tool": "invkit tune", "command": dict(command or {}), "task": cfg.task, "nfe": cfg.nfe, "family": cfg.family,
         "dataset": cfg.dataset, "training_indices": [0, int(max(r["images"] for r in rungs))],
-        "configs": cfg.configs, "rungs": [r["images"] for r in rungs], "kept": [len(r["scores"]) for r in rungs],
+        "configs": cfg.configs, "rungs": [r["images"] for r in rungs], "scored": [len(r["scores"]) for r in rungs],
         "keep": cfg.keep, "objective": cfg.objective, "seed": cfg.seed, "backbone": cfg.backbone,
         "noise_sigma": cfg.noise_sigma, "training_score": rungs[-1]["scores"][str(rungs[-1]["kept"][0])],
-        "wall_seconds": round(wall, 1), "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
+        "wall_seconds": round(wall, 1), "restore_seconds": None if restore_seconds is None else round(restore_seconds, 1),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
     }  # fmt: skip
     text = (f"{cfg.family} tuned by invkit tune for {cfg.task} at {cfg.nfe} NFE on {cfg.dataset} images 0..{n - 1} "
             f"({cfg.configs} configs, successive halving over {found_by['rungs']} images, mean {cfg.objective}, seed {cfg.seed}): "

@@ -3,7 +3,8 @@ r"""Built-in recipe presets: the paper's SSD settings, its baselines and its abl
 Every preset is ``factory(task=None, **overrides) -> Recipe``: ``task`` picks the per-task
 numbers (one of :data:`PRESET_TASKS`; None uses the SR numbers), ``overrides`` replace any
 :class:`~invkit.Recipe` field (``invkit.recipe("ssd-100", task="sr", eta=0.0)``) or set the
-guidance's own knobs where it has them (``sigma_y=``, ``zeta=``, ``t_stop=``, ``eta_b=``). The
+guidance's own knobs where it has them (``sigma_y=``, ``zeta=``, ``t_stop=``, ``eta_b=``; the SSD
+presets also take ``inversion_eta=``, the DA inversion's η as a plain number). The
 bare family names ``ssd``, ``ddnm``, ``ddrm`` and ``dps`` take explicit step counts
 (``invkit.recipe("ddnm", task="sr", generation_steps=20)``). Sources, network-call counts and
 deviations are listed in ``docs/recipes.md``.

@@ -55,6 +55,8 @@ def test_resume_skips_done_trials_and_gives_the_same_winner(tmp_path):
     resumed = tune(TuneConfig(**CFG), tmp_path / "b", restore=again)
     assert len(again.chunks) == 12 - 5  # the 5 journalled chunks are not restored again
     assert resumed["winner"] == whole["winner"] and resumed["rungs"] == whole["rungs"]
+    records = [json.loads(line) for line in (tmp_path / "b" / JOURNAL).read_text().splitlines()[1:]]
+    assert len(records) == 12 and resumed["restore_seconds"] == pytest.approx(sum(r["seconds"] for r in records))
     third = _Fake(10)
     tune(TuneConfig(**CFG), tmp_path / "b", restore=third)
     assert third.chunks == []
