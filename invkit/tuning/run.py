@@ -93,15 +93,7 @@ class _Journal:
         digest = _hash(settings)
         if self.path.exists():
             lines = self.path.read_text("utf-8").splitlines()
-            try:
-                header = json.loads(lines[0]) if lines else {}
-            except ValueError:
-                header = {}  # the header itself was cut by a kill: nothing was restored yet
-            if header and header.get("hash") != digest and not overwrite:
-                raise ConfigError(
-                    f"{out} holds a tuning run with other settings; choose another --out, rerun with the same "
-                    "settings to resume, or add --overwrite to replace it"
-                )
+            header = self.check(out, settings, overwrite=overwrite)
             if header.get("hash") != digest:
                 self.path.unlink()
                 (out / RESULT).unlink(missing_ok=True)
@@ -120,6 +112,22 @@ class _Journal:
         self._fh = open(self.path, "a", encoding="utf-8")
         if fresh:
             self._write({"settings": dict(settings), "hash": digest})
+
+    @staticmethod
+    def check(out: Path, settings: Mapping[str, Any], *, overwrite: bool) -> dict[str, Any]:
+        """The header of ``out``'s journal ({} if none); refuses other settings without ``overwrite``."""
+        path = out / JOURNAL
+        lines = path.read_text("utf-8").splitlines()[:1] if path.is_file() else []
+        try:
+            header = json.loads(lines[0]) if lines else {}
+        except ValueError:
+            header = {}  # the header itself was cut by a kill: nothing was restored yet
+        if header and header.get("hash") != _hash(settings) and not overwrite:
+            raise ConfigError(
+                f"{out} holds a tuning run with other settings; choose another --out, rerun with the same "
+                "settings to resume, or add --overwrite to replace it"
+            )
+        return header
 
     def _write(self, record: Mapping[str, Any]) -> None:
         self._fh.write(json.dumps(record, default=str) + "\n")
@@ -172,6 +180,7 @@ def tune(
     methods = [method_string(cfg.family, c) for c in configs]
     for m in methods:  # a bad option fails now, not after an hour
         ev.parse_method(m).build(task, ev.make_noise(task, cfg.noise_sigma, None, None))
+    _Journal.check(out, settings, overwrite=overwrite)  # before loading anything
     n_max = max(cfg.rungs[: len(rung_plan(cfg.configs, cfg.rungs, cfg.keep))])
     if restore is None:
         if model is None:

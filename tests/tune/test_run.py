@@ -66,6 +66,9 @@ def test_other_settings_on_the_same_folder_are_refused(tmp_path):
     tune(TuneConfig(**CFG), tmp_path / "o", restore=_Fake(10))
     with pytest.raises(ConfigError, match="other settings"):
         tune(TuneConfig(**{**CFG, "seed": 1}), tmp_path / "o", restore=_Fake(10))
+    # refused before the backbone is built or an image read (this backbone does not exist)
+    with pytest.raises(ConfigError, match="other settings"):
+        tune(TuneConfig(**{**CFG, "backbone": "no-such-backbone"}), tmp_path / "o")
     fake = _Fake(10)
     tune(TuneConfig(**{**CFG, "seed": 1}), tmp_path / "o", restore=fake, overwrite=True)
     assert len(fake.chunks) == 12
