@@ -3,6 +3,8 @@ images (under a path that names no test set, which tune would refuse), a presets
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -29,7 +31,7 @@ def use_presets(monkeypatch):
     """``use_presets(path)``: point ``$INVKIT_PRESETS`` at ``path`` and reload the recipe registry."""
 
     def use(*paths):
-        monkeypatch.setenv("INVKIT_PRESETS", ":".join(str(p) for p in paths))
+        monkeypatch.setenv("INVKIT_PRESETS", os.pathsep.join(str(p) for p in paths))
         plugins._reset_registries()  # the recipes hook reads the variable when the registry loads
 
     yield use
