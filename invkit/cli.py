@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("invkit.commands.demo", "restore 8 Fashion-MNIST test images with SSD, DDNM, DDRM and write a grid"),
     "eval": ("invkit.commands.eval", "evaluate recipes on a dataset and task (PSNR, SSIM, FID, NFE, time)"),
     "restore": ("invkit.commands.restore", "restore your own images: files and folders, any size, resumable"),
+    "tune": ("invkit.commands.tune", "choose a recipe's numbers for a task and NFE budget on training images"),
 }
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "operators": ("invkit.bench.operators", "time A and A+ of every operator on a (8, 3, 256, 256) batch"),

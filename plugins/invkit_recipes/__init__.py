@@ -3,7 +3,8 @@ r"""Built-in recipe presets: the paper's SSD settings, its baselines and its abl
 Every preset is ``factory(task=None, **overrides) -> Recipe``: ``task`` picks the per-task
 numbers (one of :data:`PRESET_TASKS`; None uses the SR numbers), ``overrides`` replace any
 :class:`~invkit.Recipe` field (``invkit.recipe("ssd-100", task="sr", eta=0.0)``) or set the
-guidance's own knobs where it has them (``sigma_y=``, ``zeta=``, ``t_stop=``, ``eta_b=``). The
+guidance's own knobs where it has them (``sigma_y=``, ``zeta=``, ``t_stop=``, ``eta_b=``; the SSD
+presets also take ``inversion_eta=``, the DA inversion's η as a plain number). The
 bare family names ``ssd``, ``ddnm``, ``ddrm`` and ``dps`` take explicit step counts
 (``invkit.recipe("ddnm", task="sr", generation_steps=20)``). Sources, network-call counts and
 deviations are listed in ``docs/recipes.md``.
@@ -100,6 +101,8 @@ def _require(name: str, overrides: dict[str, Any], *keys: str) -> None:
 # -- SSD (Liu et al., IJCAI 2024) ---------------------------------------------------------------
 def _ssd(name: str, task: str | None, F: int, B: int, overrides: dict[str, Any], *, plus: bool = False) -> Recipe:
     t0, eta_inv = SSD_TASKS[_task(name, task)]
+    # a plain number for the DA inversion's η, so tuned presets are JSON (issue 13)
+    eta_inv = overrides.pop("inversion_eta", eta_inv)
     from invkit.guidance import BackProj, StagedBackProj
     from invkit.inverters import DA
 
@@ -323,6 +326,10 @@ PRESETS: dict[str, tuple[Callable[..., Recipe], int | None]] = {
 def invkit_register_recipes(register):  # type: ignore[no-untyped-def]
     for name, (factory, nfe) in PRESETS.items():
         register(name, factory, nfe=nfe, tasks=PRESET_TASKS)
+    # tuned presets (`invkit tune`): the shipped file, then $INVKIT_PRESETS (docs/recipes.md)
+    from .tuned import register_tuned
+
+    register_tuned(register)
 
 
 __getattr__ = deprecated_names(__name__, {"TASKS": "invkit_recipes:PRESET_TASKS"})
