@@ -68,76 +68,66 @@ def boolean(instance: Any, attribute: Any, value: Any) -> None:
         raise ConfigError(f"{_field(instance, attribute)} must be True or False, got {value!r}")
 
 
+def _checker(ok: Callable[[Any], bool], requirement: str, hint: str, error: type[InvkitError]) -> Validator:
+    """A validator raising ``error("<Class>.<field><hint> must be <requirement>, got <value>")``."""
+
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        if not ok(value):
+            raise error(f"{_field(instance, attribute)}{hint} must be {requirement}, got {value!r}")
+
+    return check
+
+
 def positive_int(hint: str = "", *, error: type[InvkitError] = ConfigError) -> Validator:
-    """An integer ``>= 1``; ``hint`` is appended to the message (what the field means).
+    """An integer ``>= 1``; ``hint`` is appended to the field's name (what the field means).
 
     Args:
-        hint: text appended to the error message (what the field means).
+        hint: text appended to the field's name in the error message (what the field means).
         error: the ``InvkitError`` subclass raised (default ``ConfigError``).
 
     Returns:
         An attrs validator ``(instance, attribute, value) -> None``.
     """
-
-    def check(instance: Any, attribute: Any, value: Any) -> None:
-        if not _is_int(value) or value < 1:
-            raise error(f"{_field(instance, attribute)}{hint} must be an integer >= 1, got {value!r}")
-
-    return check
+    return _checker(lambda v: _is_int(v) and v >= 1, "an integer >= 1", hint, error)
 
 
 def nonneg_int(hint: str = "", *, error: type[InvkitError] = ConfigError) -> Validator:
     """An integer ``>= 0``.
 
     Args:
-        hint: text appended to the error message (what the field means).
+        hint: text appended to the field's name in the error message (what the field means).
         error: the ``InvkitError`` subclass raised (default ``ConfigError``).
 
     Returns:
         An attrs validator ``(instance, attribute, value) -> None``.
     """
-
-    def check(instance: Any, attribute: Any, value: Any) -> None:
-        if not _is_int(value) or value < 0:
-            raise error(f"{_field(instance, attribute)}{hint} must be an integer >= 0, got {value!r}")
-
-    return check
+    return _checker(lambda v: _is_int(v) and v >= 0, "an integer >= 0", hint, error)
 
 
 def nonneg_number(hint: str = "", *, error: type[InvkitError] = ConfigError) -> Validator:
     """A finite real number ``>= 0``.
 
     Args:
-        hint: text appended to the error message (what the field means).
+        hint: text appended to the field's name in the error message (what the field means).
         error: the ``InvkitError`` subclass raised (default ``ConfigError``).
 
     Returns:
         An attrs validator ``(instance, attribute, value) -> None``.
     """
-
-    def check(instance: Any, attribute: Any, value: Any) -> None:
-        if not _is_number(value) or not (math.isfinite(value) and value >= 0):
-            raise error(f"{_field(instance, attribute)}{hint} must be a finite number >= 0, got {value!r}")
-
-    return check
+    return _checker(lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a finite number >= 0", hint, error)
 
 
 def positive_number(hint: str = "", *, error: type[InvkitError] = ConfigError) -> Validator:
     """A finite real number ``> 0``.
 
     Args:
-        hint: text appended to the error message (what the field means).
+        hint: text appended to the field's name in the error message (what the field means).
         error: the ``InvkitError`` subclass raised (default ``ConfigError``).
 
     Returns:
         An attrs validator ``(instance, attribute, value) -> None``.
     """
-
-    def check(instance: Any, attribute: Any, value: Any) -> None:
-        if not _is_number(value) or not (math.isfinite(value) and value > 0):
-            raise error(f"{_field(instance, attribute)}{hint} must be a finite number > 0, got {value!r}")
-
-    return check
+    return _checker(lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a finite number > 0", hint, error)
 
 
 def unit_interval(hint: str = "", *, closed_right: bool = True, error: type[InvkitError] = ConfigError) -> Validator:
