@@ -36,6 +36,7 @@ import attrs
 import torch
 from torch import nn
 
+from . import rng
 from .errors import ConfigError, InvalidDTypeError, InvalidInputError
 
 __all__ = [
@@ -515,8 +516,8 @@ class Operator(nn.Module):
 
         Args:
             x_shape: the full input shape, batch first, e.g. ``(2, 3, 16, 16)``.
-            generator: the source of ``u``; ``None`` draws from torch's global generator, so
-                pass one for a reproducible check.
+            generator: the source of ``u``; ``None`` uses a fresh generator seeded with 0 (no
+                global RNG), so the check is reproducible either way.
             dtype: the dtype of ``u`` (float64 by default, for a tight check).
             device: where ``u`` lives.
 
@@ -531,7 +532,8 @@ class Operator(nn.Module):
             op.check_pinv((2, 3, 16, 16), generator=torch.Generator().manual_seed(0))  # ~1e-16
             ```
         """
-        u = torch.randn(tuple(x_shape), generator=generator, dtype=dtype, device=device)
+        g = rng.resolve(generator, "cpu" if device is None else device)
+        u = torch.randn(tuple(x_shape), generator=g, dtype=dtype, device=device)
         Au = self.A(u)
         err = (self.A(self.pinv(Au)) - Au).norm() / Au.norm().clamp_min(torch.finfo(dtype).tiny)
         return float(err)
