@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import attrs
+import torch
 
-from ..errors import ConfigError, InvkitError, MissingFileError
+from ..errors import CheckpointError, ConfigError, InvkitError, MissingFileError
+from ..evaluation import load_backbone
+from ..io import sha256_file
+from .core import build_recipe, plan_job
 from .inputs import Source, check_masks, check_writable, discover, header_size, mask_for
+from .jobs import prepare, read_kernel, read_mask
 from .journal import read_journal, read_manifest, refuse_other_settings
 from .outputs import jsonable
 from .settings import RestoreSettings, output_names, settings_key
@@ -46,8 +51,6 @@ class CheckedRun:
 
 def check_inputs(inputs: Any, out: Path, settings: RestoreSettings) -> CheckedRun:
     """The inputs, the output folder, the checkpoint, masks, kernel and output names."""
-    from .jobs import read_kernel, read_mask
-
     # the output folder and a mask folder may sit inside an input folder: never take them as inputs
     sources = discover(inputs, exclude=[out, *([settings.mask] if settings.mask and Path(settings.mask).is_dir() else [])])
     check_writable(out)
@@ -76,12 +79,6 @@ def check_inputs(inputs: Any, out: Path, settings: RestoreSettings) -> CheckedRu
 def check_model(run: CheckedRun, model: Any, device: str, dtype: str) -> tuple[Any, dict[str, Any]]:
     """Load the backbone (unless given) into ``run.model`` and try the task, operator, recipe,
     mask and kernel together on a blank image; the recipe object and the resolved task."""
-    import torch
-
-    from ..evaluation import load_backbone
-    from .core import build_recipe, plan_job
-    from .jobs import prepare, read_mask
-
     settings, sizes, masks = run.settings, run.sizes, run.masks
     run.model = model = _load_backbone(settings, device, dtype, load_backbone) if model is None else model
     channels = int(getattr(model, "channels", 0) or 0)
@@ -110,8 +107,6 @@ def check_model(run: CheckedRun, model: Any, device: str, dtype: str) -> tuple[A
 def resolve(run: CheckedRun, recipe_obj: Any, task_info: dict[str, Any], overwrite: bool) -> None:
     """The resolved settings and their key; the resumable records of earlier runs in ``out``
     (refusing the outputs of other settings unless ``overwrite``)."""
-    from ..io import sha256_file
-
     settings, out = run.settings, run.out
     run.resolved = {
         **settings.as_dict(),
@@ -138,8 +133,6 @@ def resolve(run: CheckedRun, recipe_obj: Any, task_info: dict[str, Any], overwri
 def _load_backbone(s: RestoreSettings, device: str, dtype: str, load: Callable) -> Any:
     """The backbone, with any failure to build or load it as a typed error (a bad option or a
     checkpoint that does not fit is the user's to fix, not a traceback)."""
-    from ..errors import CheckpointError
-
     try:
         return load(s.backbone, checkpoint=s.checkpoint, device=device, dtype=dtype, options=s.backbone_options)
     except InvkitError:

@@ -57,9 +57,15 @@ from typing import Any, Mapping, Sequence
 import attrs
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from .. import metrics
+from ..data import to_unit_range
 from ..errors import CapabilityError, ConfigError, InvalidInputError
+from ..evaluation import STREAMS, ground_truth_uint8, image_seed, load_backbone, parse_method
+from ..guidance import BackProj, DDNMPlus
 from ..operator import Operator
+from ..sampling import Recipe
 from .grid import (
     AUTO_TILE_FACTOR,
     Tile,
@@ -71,7 +77,7 @@ from .grid import (
     tile_plan,
     tile_size,
 )
-from .images import ImageLike, Picture
+from .images import ImageLike, Picture, resize_alpha
 from .jobs import LOCAL_OPERATORS, RESTORE_TASKS, TILEABLE_OPERATORS, Job, batch_key, prepare, read_kernel, read_mask
 
 # the names of grid and jobs stay importable from here (the first version kept them in core)
@@ -125,8 +131,6 @@ def sample_seed(seed: int, index: int, sample: int) -> int:
     restoration draws exactly what ``invkit eval`` draws for that image; sample ``k > 0`` uses
     ``SeedSequence(entropy=seed, spawn_key=(index, 2, k))`` (a child of the recipe stream).
     """
-    from ..evaluation import STREAMS, image_seed
-
     if sample == 0:
         return image_seed(seed, index, "recipe")
     ss = np.random.SeedSequence(entropy=int(seed), spawn_key=(int(index), STREAMS.index("recipe"), int(sample)))
@@ -193,9 +197,6 @@ class RestoreResult:
 def build_recipe(recipe: Any, job: Job):
     """A :class:`~invkit.Recipe` (or None for the ``input`` baseline: ``x̂ = A⁺y``) from a
     recipe string ``NAME:key=value,...`` (as ``invkit eval``'s methods) or a Recipe."""
-    from ..evaluation import parse_method
-    from ..sampling import Recipe
-
     if isinstance(recipe, Recipe):
         return recipe
     if not isinstance(recipe, str):
@@ -209,8 +210,6 @@ def build_recipe(recipe: Any, job: Job):
 def _ends_consistent(recipe, noise) -> bool:
     """Whether the recipe's output satisfies ``A x̂ = y`` by design (so a final exact projection
     only removes the surrogate problem's error)."""
-    from ..guidance import BackProj, DDNMPlus
-
     g = recipe.guidance
     if isinstance(g, BackProj):
         return True
@@ -220,10 +219,6 @@ def _ends_consistent(recipe, noise) -> bool:
 def _quality(x_hat: torch.Tensor, x_true: torch.Tensor) -> tuple[float, float]:
     """PSNR and SSIM exactly as ``invkit eval`` measures them: the restoration quantised as SSD
     saves it (truncated) against the ground truth's own (rounded) uint8 pixels."""
-    from .. import metrics
-    from ..data import to_unit_range
-    from ..evaluation import ground_truth_uint8
-
     a = to_unit_range(metrics.to_uint8(x_hat[None].detach().cpu()), torch.float64)
     b = to_unit_range(ground_truth_uint8(x_true[None]), torch.float64)
     return float(metrics.psnr(a, b, quantize=False)[0]), float(metrics.ssim(a, b, quantize=False)[0])
@@ -331,16 +326,11 @@ def _run_recipe(rec: Any, model: Any, y: torch.Tensor, op: Operator, gens, progr
     """``rec.run`` with ``return_info``; the size was chosen on purpose (a multiple of the
     backbone's :func:`size_multiple`, padded or tiled), so a recipe that checks ``x`` against a
     fixed ``image_size`` is told ``allow_any_size=True``."""
-    import inspect
-
-    extra = {"allow_any_size": True} if "allow_any_size" in inspect.signature(rec.run).parameters else {}
-    return rec.run(model, y, op, generator=gens, return_info=True, progress=progress, **extra)
+    return rec.run(model, y, op, generator=gens, return_info=True, progress=progress, allow_any_size=True)
 
 
 def _run_tiles(job: Job, plan: Plan, model: Any, rec: Any, yK: torch.Tensor, mK: torch.Tensor | None, gens, progress: bool):
     """Mask-shift restoration tile by tile (see :class:`TileOperator`): (canvas, network calls)."""
-    from tqdm.auto import tqdm
-
     C, s = job.x_shape[0], plan.scale
     canvas = torch.zeros((yK.shape[0], C) + tuple(plan.padded), dtype=yK.dtype, device=yK.device)
     nfe = 0
@@ -404,8 +394,6 @@ def restore_batch(
         CapabilityError: tiling asked for an operator that cannot be tiled; a size the backbone
             cannot take.
     """
-    from .. import metrics
-
     if not jobs:
         return []
     if len({batch_key(j) for j in jobs}) != 1:
@@ -477,8 +465,6 @@ def restore_batch(
                 psnr, ssim = _quality(xm, job.x_true)
             alpha = None
             if job.alpha is not None:
-                from .images import resize_alpha
-
                 alpha = resize_alpha(job.alpha, (H, W))
             out.append(
                 RestoreResult(
@@ -552,8 +538,6 @@ def restore(
     Raises:
         InvkitError: any bad input, with what to do (see :func:`prepare`, :func:`restore_batch`).
     """
-    from ..evaluation import load_backbone
-
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     model = load_backbone(backbone, checkpoint=checkpoint, device=device, dtype=dtype) if isinstance(backbone, str) else backbone

@@ -34,11 +34,20 @@ import uuid
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..errors import ConfigError, InvkitError
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from .. import __version__
 from ..checks import check_device
+from ..errors import ConfigError, InvkitError
+from ..evaluation import image_seed
+from ..io import environment, sha256_file
 from .checks import CheckedRun, check_inputs, check_model, resolve
+from .core import DTYPES, data_dtype, restore_batch, sample_seed
 from .images import IMAGE_SUFFIXES
 from .inputs import CONFIG_KEYS, Source, discover, load_config, parse_tile
+from .jobs import batch_key, prepare
 from .journal import (
     FORMAT,
     MANIFEST,
@@ -183,8 +192,6 @@ def restore_files(
 
 def _settings(dtype: str, **kw: Any) -> RestoreSettings:
     """The settings from :func:`restore_files`'s arguments (paths as strings, mappings as dicts)."""
-    from .core import DTYPES
-
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     path = lambda p: None if p is None else str(p)  # noqa: E731
@@ -201,8 +208,6 @@ def _settings(dtype: str, **kw: Any) -> RestoreSettings:
 
 
 def _dist() -> Any:
-    import torch.distributed as dist
-
     return dist if dist.is_available() and dist.is_initialized() else None
 
 
@@ -229,11 +234,6 @@ def _open_folder(run: CheckedRun, rank: int, world: int, started: float, overwri
 
 def _header(run: CheckedRun, inputs: Any, run_id: str, started: float, command: Any, device: str, batch_size: int, world: int) -> dict[str, Any]:
     """The manifest's fields other than the files and their summary."""
-    import torch
-
-    from .. import __version__
-    from ..io import environment
-
     return {
         "format": FORMAT,
         "invkit": __version__,
@@ -252,8 +252,6 @@ def _header(run: CheckedRun, inputs: Any, run_id: str, started: float, command: 
 def _plan(run: CheckedRun, batch_size: int, rank: int, world: int) -> tuple[list[list[Source]], list[str], dict[str, str]]:
     """This process's batches of the one plan less the files already done (whose record, input,
     mask and outputs all match); the files skipped; the input SHA-256 computed on the way."""
-    from ..io import sha256_file
-
     input_sha: dict[str, str] = {}
     skipped: list[str] = []
     mine: list[list[Source]] = []
@@ -334,8 +332,6 @@ def _restore_all(
 ) -> tuple[list[str], list[str], dict[str, Any]]:  # fmt: skip
     """Restore this process's batches; files done, files failed, and (rank 0) the manifest merged
     from every journal — written after an interrupt too, then marked incomplete."""
-    from tqdm.auto import tqdm
-
     if rank == 0:
         write_manifest(run.out, header, run.sources, run.previous, complete=False)
     journal = Journal(journal_path(run.out, rank))
@@ -359,10 +355,6 @@ def _restore_all(
 def _restore_batch(run: CheckedRun, batch: list[Source], input_sha: Mapping[str, str], run_id: str, device: str, rec: _Progress) -> None:
     """Read and restore one batch of the plan (in groups of equal :func:`~invkit.restoration.batch_key`),
     write each file's outputs and record it; a file that fails is recorded as failed."""
-    from ..io import sha256_file
-    from .core import data_dtype, restore_batch
-    from .jobs import prepare
-
     settings, masks = run.settings, run.masks
     jobs, meta = [], []
     for s in batch:
@@ -402,9 +394,6 @@ def _restore_batch(run: CheckedRun, batch: list[Source], input_sha: Mapping[str,
 
 def _record(run: CheckedRun, s: Source, base: dict[str, Any], res: Any, outputs: dict[str, Any], t_read: float) -> dict[str, Any]:
     """The journal record of a restored file."""
-    from ..evaluation import image_seed
-    from .core import sample_seed
-
     settings = run.settings
     rec = {
         **base,
@@ -432,8 +421,6 @@ def _record(run: CheckedRun, s: Source, base: dict[str, Any], res: Any, outputs:
 def _groups(jobs: Sequence[Any], meta: Sequence[Any]) -> list[list[tuple[Any, Any]]]:
     """Jobs split by :func:`~invkit.restoration.batch_key` (files of one size may still differ, e.g.
     after an EXIF rotation), in order of their first job."""
-    from .jobs import batch_key
-
     groups: dict[Any, list[tuple[Any, Any]]] = {}
     for job, m in zip(jobs, meta):
         groups.setdefault(batch_key(job), []).append((job, m))

@@ -32,8 +32,10 @@ from typing import Any, Union
 import attrs
 import numpy as np
 import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ConfigError, InvalidDTypeError, InvalidInputError
+from ..errors import CapabilityError, ConfigError, InvalidDTypeError, InvalidInputError, MissingFileError
+from ..io import save_png, write_atomic
 
 __all__ = ["Picture", "read_image", "write_image", "match_channels", "resize_alpha", "to_uint", "ImageLike", "IMAGE_SUFFIXES"]
 
@@ -83,8 +85,6 @@ def _where(source: str | None) -> str:
 
 
 def _from_pil(img: Any, source: str | None) -> Picture:
-    from PIL import Image, ImageOps
-
     notes: list[str] = []
     try:
         img.load()
@@ -218,13 +218,10 @@ def read_image(image: ImageLike | Picture) -> Picture:
         return _from_tensor(image)
     if isinstance(image, np.ndarray):
         return _from_array(image)
-    from PIL import Image, UnidentifiedImageError
 
     if isinstance(image, Image.Image):
         return _from_pil(image, None)
     if isinstance(image, (str, os.PathLike)):
-        from ..errors import MissingFileError
-
         path = Path(image)
         if path.is_dir():
             raise InvalidInputError(f"{path} is a folder; read_image takes one image (restore folders with `invkit restore DIR`)")
@@ -262,8 +259,6 @@ def match_channels(x: torch.Tensor, channels: int, *, colorization: bool = False
     Raises:
         CapabilityError: a channel count that neither rule covers.
     """
-    from ..errors import CapabilityError
-
     C = int(x.shape[-3])
     if C == channels or (colorization and C == 1):
         return x, None
@@ -308,10 +303,6 @@ def write_image(x: torch.Tensor, path: str | os.PathLike, *, bit_depth: int = 8,
     Raises:
         ConfigError: 16-bit colour or 16-bit with alpha asked for.
     """
-    from PIL import Image
-
-    from ..io import save_png, write_atomic
-
     if x.ndim == 4 and x.shape[0] == 1:
         x = x[0]
     if x.ndim != 3 or x.shape[0] not in (1, 3):

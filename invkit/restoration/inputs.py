@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping, Sequence
 
 import attrs
+from PIL import Image
 
 from ..errors import ConfigError, MissingFileError
 from ..io import check_output_dir
@@ -199,8 +200,6 @@ def check_writable(out: Path) -> None:
 
 def header_size(path: Path) -> tuple[int, int] | None:
     """(H, W) as displayed (EXIF orientation applied) from the file's header, or None if unreadable."""
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             w, h = im.size

@@ -6,6 +6,7 @@ for how a :class:`Job` is run.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 import attrs
@@ -13,7 +14,10 @@ import numpy as np
 import torch
 
 from ..errors import CapabilityError, ConfigError, InvalidInputError, MissingFileError
+from ..evaluation import Task, get_task, image_generators, make_noise
+from ..noise import Measurement
 from ..operator import Operator
+from ..plugins import operators_registry
 from .images import ImageLike, Picture, match_channels, read_image
 
 __all__ = [
@@ -47,8 +51,6 @@ MODES = ("measured", "degrade")
 
 def _task(name: str, operator: str | None, params: Mapping[str, Any] | None):
     """The effective :class:`~invkit.evaluation.Task`: a named task, maybe with its operator replaced."""
-    from ..evaluation import Task, get_task
-
     if name == "inpainting":
         base = Task("inpainting", "inpainting", "inpainting", description="the user's own mask (white = known)")
     elif name == "blur":
@@ -61,7 +63,6 @@ def _task(name: str, operator: str | None, params: Mapping[str, Any] | None):
         if params:
             base = attrs.evolve(base, params={**dict(base.params), **dict(params)})
         return base
-    from ..plugins import operators_registry
 
     operators_registry.get(operator)  # an unknown name fails here, with the list
     return Task(operator, operator, base.engine_task, dict(params or {}), description=f"operator {operator!r}")
@@ -116,8 +117,6 @@ def read_kernel(kernel: str | Any) -> torch.Tensor:
         MissingFileError: the file does not exist.
         InvalidInputError: not 2-D, not finite, or summing to zero or less.
     """
-    import os
-
     if isinstance(kernel, (str, os.PathLike)):
         path = str(kernel)
         if not os.path.isfile(path):
@@ -208,7 +207,6 @@ class Job:
 def _is(name: str, attr: str, table: frozenset) -> bool:
     if name in table:
         return True
-    from ..plugins import operators_registry
 
     try:
         factory = operators_registry.get(name).factory
@@ -218,8 +216,6 @@ def _is(name: str, attr: str, table: frozenset) -> bool:
 
 
 def _build_op(task, channels: int, mask: torch.Tensor | None) -> Operator:
-    from ..plugins import operators_registry
-
     params = dict(task.params)
     if task.pass_channels:
         params["channels"] = int(channels)
@@ -296,9 +292,6 @@ def prepare(
             ``input_shape`` in measured mode.
         InvalidInputError: a missing/mis-sized mask, a bad kernel, an unreadable image.
     """
-    from ..evaluation import image_generators, make_noise
-    from ..noise import Measurement
-
     if mode not in MODES:
         raise ConfigError(f"mode must be 'measured' or 'degrade', got {mode!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 or isinstance(index, bool) or not isinstance(index, int) or index < 0:

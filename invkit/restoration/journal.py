@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 import attrs
 
 from ..errors import ConfigError
+from ..io import write_json_atomic
 from .inputs import Source
 
 __all__ = [
@@ -123,8 +124,6 @@ def write_manifest(
     out: Path, header: Mapping[str, Any], sources: Sequence[Source], records: Mapping[str, Any], *, complete: bool, finished: float | None = None
 ) -> dict[str, Any]:
     """``manifest.json`` from the header and the journal ``records``: one entry per input, in order."""
-    from ..io import write_json_atomic
-
     files = []
     for s in sources:
         rec = records.get(s.key)

@@ -11,6 +11,11 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
+import torch
+
+from ..io import sha256_bytes, sha256_file
+from .images import write_image
 from .settings import RestoreSettings, output_names
 
 __all__ = ["jsonable", "maybe_sha", "outputs_intact", "seeds", "write_outputs"]
@@ -18,11 +23,6 @@ __all__ = ["jsonable", "maybe_sha", "outputs_intact", "seeds", "write_outputs"]
 
 def write_outputs(out: Path, key: str, res: Any, s: RestoreSettings) -> dict[str, dict[str, Any]]:
     """Write one file's images atomically; their paths (relative to ``out``) and SHA-256."""
-    import torch
-
-    from ..io import sha256_file
-    from .images import write_image
-
     names = output_names(key, s)
     (out / names["restoration"]).parent.mkdir(parents=True, exist_ok=True)
     gray = res.x.shape[0] == 1
@@ -61,11 +61,6 @@ def seeds(s: RestoreSettings, index: int, mode: str, image_seed: Callable, sampl
 
 def jsonable(obj: Any) -> Any:
     """``obj`` as JSON values; tensors and arrays become their shape and SHA-256."""
-    import numpy as np
-    import torch
-
-    from ..io import sha256_bytes
-
     if isinstance(obj, Mapping):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

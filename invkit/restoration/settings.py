@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import attrs
 
 from ..errors import ConfigError
+from ..io import sha256_bytes
 from .inputs import parse_tile
 
 __all__ = ["RestoreSettings", "output_names", "settings_key"]
@@ -74,8 +75,6 @@ def _canonical(obj: Any) -> str:
 
 def settings_key(resolved: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of the resolved settings (what a journal record must match)."""
-    from ..io import sha256_bytes
-
     return sha256_bytes(_canonical(resolved).encode())
 
 
