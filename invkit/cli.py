@@ -17,7 +17,6 @@ import argparse
 import importlib
 import os
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import InvkitError

@@ -13,7 +13,6 @@ by default: a folder git ignores in a checkout, so the demo leaves nothing untra
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .. import evaluation as ev
 from ..errors import MissingFileError

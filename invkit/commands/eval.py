@@ -16,7 +16,6 @@ import os
 import sys
 
 import attrs
-import torch
 import torch.distributed as dist
 
 from .. import evaluation as ev

@@ -54,7 +54,7 @@ from invkit import __version__
 from invkit.checkpoint import load_state_dict, save_state_dict, write_atomic
 from invkit.cli import check_output_dir, check_output_file, parse_device
 from invkit.data import fashion_mnist, fashion_mnist_dir
-from invkit.errors import CheckpointError, ConfigError, InvalidInputError, MissingFileError, PluginError
+from invkit.errors import CheckpointError, ConfigError, MissingFileError, PluginError
 
 __all__ = [
     "DDPMTrainConfig",
