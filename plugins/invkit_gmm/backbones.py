@@ -11,18 +11,7 @@ from .mixture import GaussianMixture
 from .problems import LinearProblem, grid_means, grid_prior, random_problem
 from .sliced import ci95, noise_floor, random_directions, sliced_wasserstein, wasserstein_1d
 
-__all__ = [
-    "GaussianMixture",
-    "LinearProblem",
-    "grid_means",
-    "grid_prior",
-    "random_problem",
-    "sliced_wasserstein",
-    "wasserstein_1d",
-    "random_directions",
-    "noise_floor",
-    "ci95",
-]
+__all__ = ["gmm", "gmm_grid", "register_all"]
 
 
 def _schedule(schedule: str | NoiseSchedule, T: int) -> NoiseSchedule:

@@ -19,20 +19,7 @@ from .color import DDRM_GRAY_WEIGHTS, Colorization
 from .inpaint import Inpainting, box_mask, random_pixel_mask
 from .sr import SRAvgPool, SRBicubic
 
-__all__ = [
-    "BlurFFT",
-    "Colorization",
-    "DeblurGauss",
-    "DeblurGaussDDRM",
-    "Denoise",
-    "Inpainting",
-    "Matrix",
-    "SRAvgPool",
-    "SRBicubic",
-    "box_mask",
-    "colorization_sr",
-    "random_pixel_mask",
-]
+__all__ = ["BUILTIN", "colorization_sr", "register_all"]
 
 Example = tuple[Operator, tuple[int, ...]]
 
