@@ -7,7 +7,8 @@ as ``--train-folder``; test data are refused in code), journals every trial in
 ``OUT/trials.jsonl`` (rerun the same command to resume), writes ``OUT/tune.json`` and adds the
 winner as a named preset (``ssd-10-tuned``) to ``--write-preset`` (default ``OUT/presets.json``).
 ``INVKIT_PRESETS=OUT/presets.json invkit eval --recipes ssd-10-tuned`` then runs it (see
-``docs/recipes.md``, "Tuned presets").
+``docs/recipes.md``, "Tuned presets"). ``--fid-cap RECIPE`` keeps perception in the bargain:
+configurations whose fid_fashion on a rung is worse than RECIPE's rank after all others.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "tune") -> None:
                         help="training images of each successive-halving rung, increasing (default: 8 24 64)")
     parser.add_argument("--keep", type=int, default=3, help="1/KEEP of a rung survives to the next (default: 3)")
     parser.add_argument("--objective", default="psnr", choices=("psnr", "ssim"),
-                        help="mean per-image PSNR or SSIM on the rung's images (FID is not offered: rungs are too small)")
+                        help="mean per-image PSNR or SSIM on the rung's images (default: psnr)")
+    parser.add_argument("--fid-cap", metavar="RECIPE",
+                        help="rank only configurations whose fid_fashion on each rung's images is no worse than RECIPE's "
+                             "(e.g. ddnm-30) first; needs rungs of >= 32 images (e.g. --rungs 64 128 256)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled configurations and of every image's noise")
     parser.add_argument("--backbone", default="fashion32", help="registered backbone (default: fashion32)")
     parser.add_argument("--checkpoint", help="weights file for the backbone")
@@ -72,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     ev.check_device(args.device)
     cfg = tuning.TuneConfig(
         nfe=args.nfe, task=args.task, family=args.family, dataset=dataset, declared_training=args.train_folder is not None,
-        configs=args.configs, rungs=tuple(args.rungs), keep=args.keep, objective=args.objective, seed=args.seed,
+        configs=args.configs, rungs=tuple(args.rungs), keep=args.keep, objective=args.objective, fid_cap=args.fid_cap, seed=args.seed,
         backbone=args.backbone, checkpoint=args.checkpoint, backbone_options=dict(args.backbone_opt),
         noise_sigma=args.noise_sigma, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
     )  # fmt: skip
@@ -83,8 +87,12 @@ def run(args: argparse.Namespace) -> int:
     (name, entry), = doc["preset"].items()
     w = doc["winner"]
     print(f"{name}: {w['method']}")
-    print(f"  training mean {cfg.objective} {w['score']:.4f} on {w['score_images']} images; {len(doc['trials'])} configs; "
+    value = w[cfg.objective]
+    print(f"  training mean {cfg.objective} {value:.4f} on {w['score_images']} images; {len(doc['trials'])} configs; "
           f"{doc['wall_seconds']:.0f} s")  # fmt: skip
+    if cfg.fid_cap:
+        verdict = "under" if w["under_cap"] else "OVER (no configuration reached it; this is the closest)"
+        print(f"  fid_fashion {w['fid_fashion']:.2f} against {cfg.fid_cap}'s {w['cap_fid_fashion']:.2f} on the same images: {verdict}")
     print(f"wrote {out / tuning.RESULT} and preset {name!r} to {preset_file}")
     print(f"run it: INVKIT_PRESETS={preset_file} invkit eval --task {cfg.task} --recipes {name}")
     return 0

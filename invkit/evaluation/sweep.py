@@ -28,14 +28,15 @@ def sweep_steps(family: str, nfe: int) -> dict[str, int]:
 
     SSD splits the budget as the paper's 30 = 5 + 25 and 100 = 15 + 85: ``F = max(2, ⌈0.15·nfe⌉)``
     inversion steps and ``B = nfe − F`` generation steps (it really calls the network F − 1 + B
-    times). Every other family (DDNM, DDRM, ...) takes ``generation_steps = nfe``.
+    times); so do the SSD-based families (``ssd-inject``, ``ssd-2m``, any name starting
+    ``ssd-``). Every other family (DDNM, DDRM, ...) takes ``generation_steps = nfe``.
 
     Raises:
         ConfigError: ``nfe`` is not an integer >= 2.
     """
     if not isinstance(nfe, int) or isinstance(nfe, bool) or nfe < 2:
         raise ConfigError(f"an NFE budget must be an integer >= 2, got {nfe!r}")
-    if family == "ssd":
+    if family == "ssd" or family.startswith("ssd-"):
         F = max(2, math.ceil(0.15 * nfe))
         return {"inversion_steps": F, "generation_steps": nfe - F}
     return {"generation_steps": nfe}

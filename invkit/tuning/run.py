@@ -5,6 +5,16 @@ fsync'ed) under a header line holding the settings and their hash, so a killed r
 it stopped and a run with other settings is refused on the same folder (unless ``overwrite``).
 ``OUT/tune.json`` (written atomically at the end) holds the settings, every trial, the rungs,
 the winner, the command and the environment; the preset file gets the winner as a named preset.
+
+**FID cap** (``fid_cap``, ``--fid-cap RECIPE``). Tuning for PSNR alone buys distortion with
+perception (Blau & Michaeli, CVPR 2018): the PSNR-best configurations are smooth and their FID
+is far worse than the untuned recipe's. With a cap, a reference recipe (e.g. ``ddnm-30``)
+restores the same rung images, and a configuration ranks by its objective only while its
+``fid_fashion`` on the rung (against those images' ground truth) is no worse than the
+reference's; configurations over the cap rank after every one under it, by how far over they
+are. A trial's score is then its objective, or ``OVER_CAP − (FID − cap)`` over the cap. The
+per-image 128-d classifier features are journalled with the rows, so a resumed run and every
+later rung reuse them.
 """
 
 from __future__ import annotations
@@ -27,11 +37,18 @@ from .data import check_training_dataset, load_training_images
 from .halving import rung_plan, successive_halving
 from .space import SearchSpace, method_string
 
-__all__ = ["OBJECTIVES", "TuneConfig", "tune", "preset_entry", "write_presets", "JOURNAL", "RESULT"]
+__all__ = ["OBJECTIVES", "OVER_CAP", "FID_CAP_MIN_IMAGES", "REFERENCE_TRIAL", "TuneConfig", "tune", "preset_entry", "write_presets", "JOURNAL", "RESULT"]
 
 #: objectives on per-image rows (higher is better). FID is not offered: a trial's rung holds tens
 #: of images, far too few for a Fréchet distance to rank configurations.
 OBJECTIVES = ("psnr", "ssim")
+#: the score of a configuration whose FID is just over the cap (every objective value ranks above)
+OVER_CAP = -1.0e6
+#: the smallest rung a FID cap is taken on: a Fréchet distance of 128-d features from fewer
+#: images is dominated by its small-sample bias and noise
+FID_CAP_MIN_IMAGES = 32
+#: the journal's trial number of the FID cap's reference recipe
+REFERENCE_TRIAL = -1
 JOURNAL = "trials.jsonl"
 RESULT = "tune.json"
 PRESETS_FORMAT = "invkit-presets/1"
@@ -54,6 +71,7 @@ class TuneConfig:
     rungs: tuple[int, ...] = attrs.field(default=(8, 24, 64), converter=_rungs)
     keep: int = 3
     objective: str = attrs.field(default="psnr", validator=one_of(OBJECTIVES))
+    fid_cap: str | None = None
     seed: int = attrs.field(default=0, validator=nonneg_int())
     backbone: str = "fashion32"
     checkpoint: str | None = None
@@ -69,12 +87,22 @@ class TuneConfig:
         rung_plan(self.configs, self.rungs, self.keep)  # raises on a bad plan
         if self.space.nfe != self.nfe:
             raise ConfigError(f"the search space is for {self.space.nfe} NFE, the run for {self.nfe}")
+        if self.fid_cap is not None:
+            if not str(self.fid_cap).strip():
+                raise ConfigError("--fid-cap needs a recipe, e.g. ddnm-30")
+            if self.rungs[0] < FID_CAP_MIN_IMAGES:
+                raise ConfigError(
+                    f"--fid-cap compares Fréchet distances on each rung's images: the first rung needs at least "
+                    f"{FID_CAP_MIN_IMAGES} images, got {self.rungs[0]} (e.g. --rungs 64 128 256)"
+                )
         if self.configs > self.space.size():
             raise ConfigError(f"--configs {self.configs} is more than the {self.space.size()} configurations the space holds")
 
     def settings(self) -> dict[str, Any]:
         d = {k: v for k, v in attrs.asdict(self, recurse=False).items() if k != "space"}
         d["rungs"], d["backbone_options"], d["space"] = list(self.rungs), dict(self.backbone_options), self.space.as_dict()
+        if d["fid_cap"] is None:
+            del d["fid_cap"]  # the settings (and journal hash) of runs from before the cap existed
         return d
 
 
@@ -152,6 +180,7 @@ def tune(
     command: Mapping[str, Any] | None = None,
     preset_name: str | None = None,
     restore: Callable[..., list[dict[str, Any]]] | None = None,
+    truth_features: Any = None,
 ) -> dict[str, Any]:
     """Run the search ``cfg``, journalled in ``out``; the ``tune.json`` document.
 
@@ -164,11 +193,14 @@ def tune(
         command: the command line, recorded.
         preset_name: the winner's preset name (default ``{family}-{nfe}-tuned``).
         restore: ``restore(method, images, names, offset) -> rows`` replacing the evaluation
-            (tests); rows need ``index``, ``psnr``, ``ssim``, ``nfe``.
+            (tests); rows need ``index``, ``psnr``, ``ssim``, ``nfe`` (and ``features``, the
+            restoration's classifier features, with a FID cap).
+        truth_features: with ``restore`` and a FID cap, the ground truth's features ``(N, D)``.
 
     Raises:
         ConfigError: other settings in ``out`` without ``overwrite``; a configuration whose real
-            number of network calls is not ``cfg.nfe``.
+            number of network calls is not ``cfg.nfe``; a FID cap on images the Fashion-MNIST
+            classifier cannot read (not 1×32×32).
     """
     from .. import evaluation as ev
 
@@ -178,7 +210,7 @@ def tune(
     task = ev.get_task(cfg.task)
     configs = cfg.space.sample(cfg.configs, cfg.seed)
     methods = [method_string(cfg.family, c) for c in configs]
-    for m in methods:  # a bad option fails now, not after an hour
+    for m in methods + ([cfg.fid_cap] if cfg.fid_cap else []):  # a bad option fails now, not after an hour
         ev.parse_method(m).build(task, ev.make_noise(task, cfg.noise_sigma, None, None))
     _Journal.check(out, settings, overwrite=overwrite)  # before loading anything
     n_max = max(cfg.rungs[: len(rung_plan(cfg.configs, cfg.rungs, cfg.keep))])
@@ -187,43 +219,75 @@ def tune(
             model = ev.load_backbone(cfg.backbone, checkpoint=cfg.checkpoint, device=cfg.device, dtype=cfg.dtype, options=cfg.backbone_options)
         images, names = load_training_images(cfg.dataset, n_max, declared_training=cfg.declared_training,
                                              channels=getattr(model, "channels", None), size=getattr(model, "image_size", None))  # fmt: skip
+        features = _feature_fn(images) if cfg.fid_cap else None
+        if features is not None:
+            truth_features = features(ev.ground_truth_uint8(images))
 
         def restore(method: str, x: Any, nm: Sequence[str], offset: int) -> list[dict[str, Any]]:
             ecfg = ev.EvalConfig(task=cfg.task, methods=(method,), backbone=cfg.backbone, checkpoint=cfg.checkpoint,
                                  backbone_options=cfg.backbone_options, dataset=cfg.dataset, n=x.shape[0], offset=offset,
                                  seed=cfg.seed, batch_size=cfg.batch_size, device=cfg.device, dtype=cfg.dtype,
                                  noise_sigma=cfg.noise_sigma, grid=0)  # fmt: skip
-            return ev.evaluate(ecfg, model=model, images=x, names=nm, shard=(0, 1)).rows
+            res = ev.evaluate(ecfg, model=model, images=x, names=nm, shard=(0, 1))
+            if features is not None:
+                for r, f in zip(res.rows, features(res.outputs_u8[method])):
+                    r["features"] = [round(float(v), 6) for v in f]
+            return res.rows
     else:
         images, names = None, [f"image-{i:05d}" for i in range(n_max)]
 
+    if cfg.fid_cap and (truth_features is None or len(truth_features) < n_max):
+        raise ConfigError(f"a FID cap needs the ground truth's features of the {n_max} rung images")
     journal = _Journal(out, settings, overwrite=overwrite)
-    rows: dict[int, dict[int, dict[str, Any]]] = {t: {} for t in range(len(configs))}
+    rows: dict[int, dict[int, dict[str, Any]]] = {t: {} for t in [*range(len(configs)), REFERENCE_TRIAL]}
     for rec in journal.records:
         for r in rec["rows"]:
             rows[rec["trial"]][r["index"]] = r
     plan = rung_plan(cfg.configs, cfg.rungs, cfg.keep)
     bar = tqdm(total=sum(plan), unit="trial", desc=f"tune {cfg.family} {cfg.task} {cfg.nfe} NFE", disable=not progress, dynamic_ncols=True)
 
-    def score(trial: int, n: int) -> float:
+    fields = ("index", "psnr", "ssim", "nfe", "seconds") + (("features",) if cfg.fid_cap else ())
+
+    def restored(trial: int, n: int) -> dict[int, dict[str, Any]]:
+        """``trial``'s rows of images 0..n−1, restoring (and journalling) the missing ones."""
         have = rows[trial]
         lo = 0
         while lo in have and lo < n:
             lo += 1
         if lo < n:
             tic = time.perf_counter()
-            chunk = restore(methods[trial], None if images is None else images[lo:n], names[lo:n], lo)
-            kept = [{k: r[k] for k in ("index", "psnr", "ssim", "nfe", "seconds") if k in r} for r in chunk]
+            method = cfg.fid_cap if trial == REFERENCE_TRIAL else methods[trial]
+            chunk = restore(method, None if images is None else images[lo:n], names[lo:n], lo)
+            kept = [{k: r[k] for k in fields if k in r} for r in chunk]
             wrong = sorted({r["nfe"] for r in kept} - {cfg.nfe})
-            if wrong:
+            if wrong and trial != REFERENCE_TRIAL:
                 raise ConfigError(f"trial {trial} ({methods[trial]}) made {wrong[0]} network calls, not the budget {cfg.nfe}")
-            journal.append({"trial": trial, "config": configs[trial], "lo": lo, "hi": n, "rows": kept,
+            config = None if trial == REFERENCE_TRIAL else configs[trial]
+            journal.append({"trial": trial, "config": config, "lo": lo, "hi": n, "rows": kept,
                             "seconds": time.perf_counter() - tic})  # fmt: skip
             have.update({r["index"]: r for r in kept})
-        values = [have[i][cfg.objective] for i in range(n)]
+        return have
+
+    fids: dict[int, dict[str, float]] = {}  # rung images -> {"cap": ..., trial: FID}
+
+    def fid(trial: int, n: int) -> float:
+        from ..metrics import fid_from_features
+
+        have = restored(trial, n)
+        feats = np.asarray([have[i]["features"] for i in range(n)], dtype=np.float64)
+        return float(fid_from_features(feats, np.asarray(truth_features[:n], dtype=np.float64)))
+
+    def score(trial: int, n: int) -> float:
+        have = restored(trial, n)
+        value = float(np.mean([have[i][cfg.objective] for i in range(n)]))
         bar.update(1)
-        bar.set_postfix_str(f"best so far at {n} img" if values else "")
-        return float(np.mean(values))
+        if not cfg.fid_cap:
+            return value
+        at = fids.setdefault(n, {})
+        if "cap" not in at:
+            at["cap"] = fid(REFERENCE_TRIAL, n)
+        at[str(trial)] = f = fid(trial, n)
+        return value if f <= at["cap"] else OVER_CAP - (f - at["cap"])
 
     try:
         rungs, winner = successive_halving(list(range(len(configs))), cfg.rungs, score, keep=cfg.keep)
@@ -240,13 +304,17 @@ def tune(
         trials.append({"trial": t, "config": c, "method": methods[t], "images": n,
                        "psnr": float(np.mean([r["psnr"] for r in have.values()])) if n else None,
                        "ssim": float(np.mean([r["ssim"] for r in have.values()])) if n else None})  # fmt: skip
+    if cfg.fid_cap:
+        for r in rungs:
+            r["fid"] = fids.get(r["images"], {})
     name = preset_name or f"{cfg.family}-{cfg.nfe}-tuned"
     doc = {
         "settings": settings,
         "command": dict(command or {}),
         "trials": trials,
         "rungs": rungs,
-        "winner": {**trials[winner], "score": rungs[-1]["scores"][str(winner)], "score_images": rungs[-1]["images"]},
+        "winner": {**trials[winner], "score": rungs[-1]["scores"][str(winner)], "score_images": rungs[-1]["images"],
+                   **_cap_summary(rungs[-1], winner)},  # fmt: skip
         "preset": {name: preset_entry(cfg, configs[winner], rungs, wall, command, compute)},
         "wall_seconds": wall,
         "restore_seconds": compute,
@@ -254,6 +322,36 @@ def tune(
     }
     write_json_atomic(out / RESULT, doc)
     return doc
+
+
+def _cap_summary(rung: Mapping[str, Any], winner: int) -> dict[str, Any]:
+    """The winner's FID, the cap and whether it is under it (empty without a cap)."""
+    at = rung.get("fid")
+    if not at:
+        return {}
+    return {"fid_fashion": at[str(winner)], "cap_fid_fashion": at["cap"], "under_cap": at[str(winner)] <= at["cap"]}
+
+
+def _feature_fn(images: Any) -> Callable[[Any], np.ndarray]:
+    """uint8 images -> their Fashion-MNIST classifier features (the FID cap's), checked now.
+
+    Raises:
+        ConfigError: images the classifier cannot read (it takes 1×32×32).
+    """
+    from .. import metrics
+    from ..data import to_unit_range
+
+    if tuple(images.shape[1:]) != (1, 32, 32):
+        raise ConfigError(
+            f"--fid-cap measures fid_fashion, which needs 1×32×32 (Fashion-MNIST-like) images; these are "
+            f"{'×'.join(map(str, images.shape[1:]))}"
+        )
+    net = metrics.load_fashion_classifier()
+
+    def features(u8: Any) -> np.ndarray:
+        return metrics.fashion_features(to_unit_range(u8), net).numpy()
+
+    return features
 
 
 def preset_entry(cfg: TuneConfig, config: Mapping[str, Any], rungs: Sequence[Mapping[str, Any]], wall: float,
@@ -275,13 +373,16 @@ def preset_entry(cfg: TuneConfig, config: Mapping[str, Any], rungs: Sequence[Map
         "tool": "invkit tune", "command": dict(command or {}), "task": cfg.task, "nfe": cfg.nfe, "family": cfg.family,
         "dataset": cfg.dataset, "training_indices": [0, int(max(r["images"] for r in rungs))],
         "configs": cfg.configs, "rungs": [r["images"] for r in rungs], "scored": [len(r["scores"]) for r in rungs],
-        "keep": cfg.keep, "objective": cfg.objective, "seed": cfg.seed, "backbone": cfg.backbone,
+        "keep": cfg.keep, "objective": cfg.objective, "fid_cap": cfg.fid_cap, "seed": cfg.seed, "backbone": cfg.backbone,
         "noise_sigma": cfg.noise_sigma, "training_score": rungs[-1]["scores"][str(rungs[-1]["kept"][0])],
+        **_cap_summary(rungs[-1], rungs[-1]["kept"][0]),
         "wall_seconds": round(wall, 1), "restore_seconds": None if restore_seconds is None else round(restore_seconds, 1),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
     }  # fmt: skip
+    cap = f" with fid_fashion at most {cfg.fid_cap}'s" if cfg.fid_cap else ""
     text = (f"{cfg.family} tuned by invkit tune for {cfg.task} at {cfg.nfe} NFE on {cfg.dataset} images 0..{n - 1} "
-            f"({cfg.configs} configs, successive halving over {found_by['rungs']} images, mean {cfg.objective}, seed {cfg.seed}): "
+            f"({cfg.configs} configs, successive halving over {found_by['rungs']} images, mean {cfg.objective}{cap}, "
+            f"seed {cfg.seed}): "
             f"F={c['inversion_steps']} B={c['generation_steps']} t0={c['t0']} inversion_eta={c['inversion_eta']} "
             f"eta={c['eta']} spacing={c['spacing']}")  # fmt: skip
     return {"base": cfg.family, "task": cfg.task, "preset_task": task, "nfe": cfg.nfe, "overrides": c,

@@ -12,6 +12,7 @@ deviations are listed in ``docs/recipes.md``.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
@@ -138,6 +139,24 @@ def ssd(task: str | None = None, **overrides: Any) -> Recipe:
 #: The reference's injection choices (SSD commit bcc24cb, spec ssd.md §3.4): inversion-list
 #: indices 6..13 at 100 NFE, 2 and 3 at 30 NFE; every decoder attention block.
 SSD_INJECT_STEPS: dict[int, tuple[int, ...]] = {15: tuple(range(6, 14)), 5: (2, 3)}
+
+
+def inject_steps(F: int) -> tuple[int, ...]:
+    """The injection indices of the ``ssd-inject`` family for ``F`` inversion steps:
+    ``k = ⌈0.4 (F − 1)⌉ … F − 2``, the rule both reference choices follow (6..13 at F = 15,
+    2, 3 at F = 5); none for F = 2 (one inversion call, at τ_0 = 0, which holds no structure)."""
+    return tuple(range(max(1, math.ceil(0.4 * (F - 1))), F - 1))
+
+
+def ssd_inject(task: str | None = None, **overrides: Any) -> Recipe:
+    """SSD with attention injection, explicit inversion_steps=F, generation_steps=B (indices ⌈0.4(F−1)⌉…F−2)."""
+    from invkit.injection import AttentionInjection
+
+    _require("ssd-inject", overrides, "inversion_steps", "generation_steps")
+    F, B = overrides.pop("inversion_steps"), overrides.pop("generation_steps")
+    if isinstance(F, int) and not isinstance(F, bool):
+        overrides.setdefault("injection", AttentionInjection(steps=inject_steps(F)))
+    return _ssd("ssd-inject", task, F, B, overrides)
 
 
 def ssd_inject_30(task: str | None = None, **overrides: Any) -> Recipe:
@@ -304,6 +323,7 @@ PRESETS: dict[str, tuple[Callable[..., Recipe], int | None]] = {
     "ssd": (ssd, None),
     "ssd-inject-30": (ssd_inject_30, 29),
     "ssd-inject-100": (ssd_inject_100, 99),
+    "ssd-inject": (ssd_inject, None),
     "ssd-2m-30": (ssd_2m_30, 29),
     "ssd-2m": (ssd_2m, None),
     "ddnm-30": (ddnm_30, 30),

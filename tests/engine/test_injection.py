@@ -290,3 +290,18 @@ def test_presets_carry_the_reference_choices():
     col = invkit.recipe("ssd-inject-30", task="colorization")
     assert (col.t0, col.inverter) == (750, DA(eta=0.8))
     assert [col.timesteps()[0][k] for k in (2, 3)] == [374, 562]
+
+
+def test_the_family_rule_gives_the_reference_choices_and_any_budget():
+    # indices ⌈0.4 (F − 1)⌉ … F − 2: the two published choices, and a valid list for every F
+    for F, preset in ((5, "ssd-inject-30"), (15, "ssd-inject-100")):
+        fam = invkit.recipe("ssd-inject", task="sr", inversion_steps=F, generation_steps=85)
+        assert fam.injection == invkit.recipe(preset, task="sr").injection
+    for F in range(2, 40):
+        steps = invkit.recipe("ssd-inject", task="sr", inversion_steps=F, generation_steps=2 * F).injection.steps
+        assert list(steps) == list(range(math.ceil(0.4 * (F - 1)), F - 1)) if F > 2 else steps == ()
+        assert all(1 <= k <= F - 2 for k in steps)
+    custom = AttentionInjection(steps=(1,))
+    assert invkit.recipe("ssd-inject", task="sr", inversion_steps=5, generation_steps=5, injection=custom).injection == custom
+    with pytest.raises(ConfigError, match="needs explicit inversion_steps=N and generation_steps=N"):
+        invkit.recipe("ssd-inject", task="sr")

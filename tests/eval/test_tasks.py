@@ -155,3 +155,7 @@ def test_sweep_budgets():
         assert s["inversion_steps"] >= 2 and s["inversion_steps"] + s["generation_steps"] == nfe
         assert ev.sweep_steps("ddrm", nfe) == {"generation_steps": nfe}
     assert len(ev.sweep_methods()) == len(ev.SWEEP_FAMILIES) * len(ev.SWEEP_NFES)
+    # the SSD-based families split the budget as SSD does
+    for fam in ("ssd-inject", "ssd-2m"):
+        assert ev.sweep_steps(fam, 30) == ev.sweep_steps("ssd", 30)
+    assert ev.sweep_methods(("ssd-inject",), (10,)) == ["ssd-inject:inversion_steps=2,generation_steps=8"]
