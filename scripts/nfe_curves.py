@@ -30,7 +30,6 @@ import torch
 from invkit import metrics
 from invkit.data import to_unit_range
 from invkit.evaluation import ground_truth_uint8, load_images, paired_difference
-from invkit.evaluation.figures import plot_lines
 
 #: named presets -> (family, nominal NFE) on the curves; other presets are points of their own
 PRESET_POINTS = {
@@ -129,22 +128,45 @@ def main() -> None:
                 digits = 2 if metric == "psnr" else 4
                 print(f"| {a} − {b} | {metric} | {d['mean']:+.{digits}f} | ±{d['ci95']:.{digits}f} | {d['a_better']:.0%} |")
     if args.plot_prefix:
-        series_psnr: dict[str, list] = {}
-        series_fid: dict[str, list] = {}
-        for m in order:
-            fam, nom = family_of(m)
-            label = fam if nom is not None else m
-            series_psnr.setdefault(label, []).append((table[m]["nfe"], table[m]["psnr"]))
-            series_fid.setdefault(label, []).append((table[m]["nfe"], table[m]["fid"]))
-        for s in (series_psnr, series_fid):
-            for k in s:
-                s[k].sort()
+        plot(table, order, args)
+
+
+def plot(table: dict[str, dict], order: list[str], args: argparse.Namespace) -> None:
+    """PREFIX_psnr.png and PREFIX_fid.png: a line per family, a marker per lone preset (log x;
+    log y for FID, which spans two decades)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[str]] = {}
+    for m in order:
+        fam, nom = family_of(m)
+        if table[m]["nfe"] > 0:
+            series.setdefault(fam if nom is not None else m, []).append(m)
+    colours = plt.get_cmap("tab10").colors
+    markers = "osD^v<>Ph*"
+    for metric, ylabel, logy in (("psnr", "PSNR (dB)", False), ("fid", "fid_fashion (log)", True)):
+        fig, ax = plt.subplots(figsize=(7.6, 5.0), dpi=100)
+        for k, (label, ms) in enumerate(series.items()):
+            pts = sorted((table[m]["nfe"], table[m][metric]) for m in ms)
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker=markers[k % len(markers)], color=colours[k % len(colours)], label=label,
+                    linestyle="-" if len(pts) > 1 else "none", markersize=7)  # fmt: skip
+        ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
         ticks = (5, 10, 15, 20, 30, 50, 100)
-        plot_lines(f"{args.plot_prefix}_psnr.png", series_psnr, title=f"PSNR vs network calls ({args.title}, n = {args.n})",
-                   xlabel="network calls (NFE)", ylabel="PSNR (dB)", logx=True, xticks=ticks)  # fmt: skip
-        plot_lines(f"{args.plot_prefix}_fid.png", series_fid, title=f"fid_fashion vs network calls ({args.title}, n = {args.n})",
-                   xlabel="network calls (NFE)", ylabel="fid_fashion", logx=True, xticks=ticks)  # fmt: skip
-        print(f"\nwrote {args.plot_prefix}_psnr.png and {args.plot_prefix}_fid.png")
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_xlabel("network calls (NFE)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{'PSNR' if metric == 'psnr' else 'fid_fashion'} vs network calls ({args.title}, n = {args.n})")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(f"{args.plot_prefix}_{metric}.png")
+        plt.close(fig)
+    print(f"\nwrote {args.plot_prefix}_psnr.png and {args.plot_prefix}_fid.png")
 
 
 if __name__ == "__main__":
