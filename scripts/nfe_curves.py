@@ -1,7 +1,8 @@
 """PSNR-vs-NFE and FID-vs-NFE curves (and paired differences) from one or more `invkit eval` runs.
 
 Issue 13 publishes curves of several recipe families measured in separate runs (the main ×4 SR
-run on 1000 test images, the secondary families on the first 200). This script reads each run's
+run on 1000 test images, the secondary families on the first 200), and runs that split one task's
+images in two (``--offset``) to use both cores. This script reads each run's
 per-image rows (``rows.jsonl``) and its restorations, re-scores every method on the first ``--n``
 images that all the runs share (PSNR/SSIM from the rows, fid_fashion recomputed from the
 restorations against the same ground truth, so FIDs from different runs are comparable), and
@@ -63,18 +64,15 @@ def read_run(run: Path) -> tuple[list[str], list[dict]]:
     return list(header["settings"]["config"]["methods"]), rows
 
 
-def read_outputs(keep: Path, methods: list[str], n: int) -> dict[str, np.ndarray]:
-    """uint8 restorations of images 0..n−1 per method, from the kept cache batches."""
+def read_outputs(keep: Path, methods: list[str], n: int) -> dict[int, dict[str, np.ndarray]]:
+    """uint8 restorations of the images below n, by image index and method, from kept batches."""
     got: dict[int, dict[str, np.ndarray]] = {}
     for f in sorted(keep.glob("batch-*.npz")):
         z = np.load(f)
         for j, idx in enumerate(z["index"]):
             if idx < n:
                 got[int(idx)] = {m: z[f"out_{k}"][j] for k, m in enumerate(methods)}
-    missing = sorted(set(range(n)) - set(got))
-    if missing:
-        raise SystemExit(f"{keep}: no kept restorations of {len(missing)} images (first {missing[0]}); lower --n")
-    return {m: np.stack([got[i][m] for i in range(n)]) for m in methods}
+    return got
 
 
 def main() -> None:
@@ -91,22 +89,30 @@ def main() -> None:
     x, _ = load_images("fashion-test", n=args.n)
     net = metrics.load_fashion_classifier()
     ref = metrics.fashion_features(to_unit_range(ground_truth_uint8(x)), net)
-    table: dict[str, dict] = {}
-    all_rows: list[dict] = []
+    # runs may split the images (``--offset``): a method's rows and restorations are their union
+    rows_of: dict[str, dict[int, dict]] = {}
+    outs_of: dict[str, dict[int, np.ndarray]] = {}
     for run in args.runs:
         methods, rows = read_run(run)
-        rows = [r for r in rows if r["index"] < args.n]
-        outs = read_outputs(args.keep / run.name, methods, args.n)
-        for m in methods:
-            if m in table:
-                continue
-            mine = [r for r in rows if r["method"] == m]
-            if len({r["index"] for r in mine}) != args.n:
-                raise SystemExit(f"{run}: {m} has rows for {len(mine)} of the first {args.n} images")
-            fid = metrics.fid_from_features(metrics.fashion_features(to_unit_range(outs[m]), net), ref)
-            table[m] = {"psnr": float(np.mean([r["psnr"] for r in mine])), "ssim": float(np.mean([r["ssim"] for r in mine])),
-                        "nfe": int(round(np.mean([r["nfe"] for r in mine]))), "fid": float(fid), "run": run.name}  # fmt: skip
-            all_rows += mine
+        for r in rows:
+            if r["index"] < args.n:
+                rows_of.setdefault(r["method"], {})[int(r["index"])] = r
+        for idx, per in read_outputs(args.keep / run.name, methods, args.n).items():
+            for m, u8 in per.items():
+                outs_of.setdefault(m, {})[idx] = u8
+    table: dict[str, dict] = {}
+    all_rows: list[dict] = []
+    for m, by_index in rows_of.items():
+        missing = sorted(set(range(args.n)) - (set(by_index) & set(outs_of.get(m, {}))))
+        if missing:
+            raise SystemExit(f"{m}: no rows or kept restorations for {len(missing)} of the first {args.n} images "
+                             f"(first {missing[0]}); lower --n")  # fmt: skip
+        mine = [by_index[i] for i in range(args.n)]
+        u8 = np.stack([outs_of[m][i] for i in range(args.n)])
+        fid = metrics.fid_from_features(metrics.fashion_features(to_unit_range(u8), net), ref)
+        table[m] = {"psnr": float(np.mean([r["psnr"] for r in mine])), "ssim": float(np.mean([r["ssim"] for r in mine])),
+                    "nfe": int(round(np.mean([r["nfe"] for r in mine]))), "fid": float(fid)}  # fmt: skip
+        all_rows += mine
 
     print(f"| method | family | nominal NFE | NFE | PSNR↑ | SSIM↑ | fid_fashion↓ (n = {args.n}) |")
     print("|---|---|---|---|---|---|---|")
