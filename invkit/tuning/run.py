@@ -238,6 +238,7 @@ def tune(
 
     if cfg.fid_cap and (truth_features is None or len(truth_features) < n_max):
         raise ConfigError(f"a FID cap needs the ground truth's features of the {n_max} rung images")
+    truth = np.asarray(truth_features, dtype=np.float64) if cfg.fid_cap else None  # converted once, sliced per rung
     journal = _Journal(out, settings, overwrite=overwrite)
     rows: dict[int, dict[int, dict[str, Any]]] = {t: {} for t in [*range(len(configs)), REFERENCE_TRIAL]}
     for rec in journal.records:
@@ -275,7 +276,7 @@ def tune(
 
         have = restored(trial, n)
         feats = np.asarray([have[i]["features"] for i in range(n)], dtype=np.float64)
-        return float(fid_from_features(feats, np.asarray(truth_features[:n], dtype=np.float64)))
+        return float(fid_from_features(feats, truth[:n]))
 
     def score(trial: int, n: int) -> float:
         have = restored(trial, n)
